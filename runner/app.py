@@ -1,0 +1,351 @@
+"""The machinery every Hydra-composed stage shares.
+
+A stage is a name, a one-line summary, the config sections it reads and an entry function
+``entry(cfg, ctx)``. The entry validates what it needs and only then calls ``ctx.start_run()``, which
+creates the run directory (exclusive mkdir), writes ``.hydra/`` and ``run.json`` with secrets redacted,
+and sends logging to ``run.log``. Anything that fails before ``start_run`` leaves no trace on disk;
+anything after it ends the run as ``failed`` or ``interrupted``, never as a half-written record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from runner import outputs, provenance
+from runner.errors import ConfigError, StageFailed, format_config_error, is_config_error
+from runner.redact import RedactingFormatter, Redactor, secret_values_in
+from runner.stage import Stage
+
+CONF_DIR = outputs.repo_root() / "conf"
+SWEEP_ID_ENV = "RUNNER_SWEEP_ID"
+# Set once the sweep directory exists, so that every job (even one sweeping `experiment=`) lands in it.
+SWEEP_DIR_ENV = "RUNNER_SWEEP_DIR"
+DEFAULT_EXPERIMENT = "default"
+log = logging.getLogger("runner")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so that every stage unwinds the same way as on Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+# --- resolvers ---------------------------------------------------------------------------------------
+
+
+def _sweep_dir(outputs_root: str, experiment: str | None) -> str:
+    if SWEEP_DIR_ENV in os.environ:
+        return os.environ[SWEEP_DIR_ENV]
+    sweep_id = os.environ.get(SWEEP_ID_ENV) or outputs.new_id("sweep")
+    return str(Path(outputs_root) / (experiment or DEFAULT_EXPERIMENT) / sweep_id)
+
+
+def register_resolvers() -> None:
+    """Resolvers the conf tree uses; idempotent."""
+    if not OmegaConf.has_resolver("runner_outputs"):
+        OmegaConf.register_new_resolver("runner_outputs", lambda: str(outputs.default_outputs_root()))
+    if not OmegaConf.has_resolver("runner_sweep_dir"):
+        OmegaConf.register_new_resolver("runner_sweep_dir", _sweep_dir)
+
+
+# --- the run handle ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run directory and its run.json, kept up to date as the stage goes."""
+
+    id: str
+    dir: Path
+    record: dict[str, Any]
+    redactor: Redactor
+
+    def save(self) -> None:
+        outputs.write_json_atomic(self.dir / outputs.RUN_FILE, self.redactor.data(self.record))
+
+    def add_parents(self, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            if run_id not in self.record["parents"]:
+                self.record["parents"].append(run_id)
+        self.save()
+
+    def add_artifact(self, path: Path | str) -> None:
+        relative = str(Path(path).relative_to(self.dir) if Path(path).is_absolute() else path)
+        if relative not in self.record["artifacts"]:
+            self.record["artifacts"].append(relative)
+        self.save()
+
+    def update(self, **fields: Any) -> None:
+        self.record.update(fields)
+        self.save()
+
+
+@dataclass
+class StageContext:
+    """What a stage entry gets besides its config: where runs go, and the call that starts its run."""
+
+    stage: Stage
+    cfg: DictConfig
+    experiment: str
+    outputs_root: Path
+    sweep: dict[str, Any] | None
+    argv: list[str]
+    overrides: list[str]
+    run: Run | None = None
+    _log_handler: logging.Handler | None = field(default=None, repr=False)
+
+    def start_run(self, parents: Sequence[str] = ()) -> Run:
+        """Create the run directory and record; call once, after validation, before touching anything."""
+        if self.run is not None:
+            raise RuntimeError("start_run() called twice")
+        if self.sweep is not None:
+            parent_dir = Path(self.sweep["dir"])
+        else:
+            parent_dir = self.outputs_root / self.experiment
+        run_id, run_dir = outputs.create_unique_dir(parent_dir, self.stage.name)
+
+        redactor = Redactor()
+        cfg_data = OmegaConf.to_container(self.cfg, resolve=True)
+        redactor.add_values(secret_values_in(cfg_data))
+        self._write_hydra_dir(run_dir, cfg_data, redactor)
+        git, diff = provenance.git_state(outputs.repo_root())
+        if diff is not None:
+            (run_dir / provenance.GIT_DIFF_FILE).write_text(redactor.text(diff))
+        record = {
+            "id": run_id,
+            "stage": self.stage.name,
+            "experiment": self.experiment,
+            "status": "running",
+            "started_at": outputs.now_iso(),
+            "ended_at": None,
+            "argv": [redactor.override(a) for a in self.argv],
+            "overrides": [redactor.override(o) for o in self.overrides],
+            "git": git,
+            "packages": provenance.package_versions(),
+            "host": provenance.host_info(),
+            "process": _process_identity(),
+            "parents": list(parents),
+            "sweep": None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]},
+            "artifacts": [".hydra/config.yaml", "run.log"],
+            "error": None,
+        }
+        self.run = Run(run_id, run_dir, record, redactor)
+        self.run.save()
+        self._attach_log(run_dir / "run.log", redactor)
+        _set_hydra_output_dir(run_dir)
+        log.info("%s run %s -> %s", self.stage.name, run_id, run_dir)
+        return self.run
+
+    def _write_hydra_dir(self, run_dir: Path, cfg_data: Any, redactor: Redactor) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_dir = run_dir / ".hydra"
+        hydra_dir.mkdir()
+        hydra_data = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+        files = {
+            "config.yaml": redactor.data(cfg_data),
+            "hydra.yaml": redactor.data({"hydra": hydra_data}),
+            "overrides.yaml": [redactor.override(o) for o in self.overrides],
+        }
+        for name, data in files.items():
+            (hydra_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
+
+    def _attach_log(self, path: Path, redactor: Redactor) -> None:
+        handler = logging.FileHandler(path)
+        handler.setFormatter(RedactingFormatter(redactor, "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        self._log_handler = handler
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        if self.run is None:
+            return
+        if error is not None:
+            self.run.record["error"] = {"type": type(error).__name__, "message": str(error)}
+            if status == "failed":
+                log.error("%s failed:\n%s", self.stage.name, "".join(traceback.format_exception(error)))
+            else:
+                log.warning("%s interrupted: %s", self.stage.name, error or type(error).__name__)
+        self.run.update(status=status, ended_at=outputs.now_iso())
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+
+
+def _process_identity() -> dict[str, Any]:
+    import socket
+
+    identity: dict[str, Any] = {"pid": os.getpid(), "hostname": socket.gethostname()}
+    try:
+        import psutil
+
+        identity["created"] = psutil.Process().create_time()
+    except ImportError:
+        pass
+    return identity
+
+
+def _set_hydra_output_dir(run_dir: Path) -> None:
+    """Point ``${hydra:runtime.output_dir}`` at the run directory Hydra did not create."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    cfg = HydraConfig.get()
+    with read_write(cfg.runtime), open_dict(cfg.runtime):
+        cfg.runtime.output_dir = str(run_dir)
+
+
+def _check_complete(cfg: DictConfig, sections: Iterable[str]) -> None:
+    """Fail on a ``???`` left or an interpolation that does not resolve, in the sections a stage reads."""
+    for section in sections:
+        node = cfg.get(section)
+        if not isinstance(node, DictConfig):
+            continue
+        missing = sorted(OmegaConf.missing_keys(node))
+        if missing:
+            key = f"{section}.{missing[0]}"
+            raise ConfigError(
+                key,
+                f"has no value and this stage needs it (missing: {', '.join(f'{section}.{m}' for m in missing)})",
+                f"set it in the experiment YAML or on the command line, e.g. {key}=...",
+            )
+        OmegaConf.to_container(node, resolve=True)
+
+
+def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext:
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    experiment = hydra_cfg.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT
+    sweep = None
+    if str(hydra_cfg.mode) == "RunMode.MULTIRUN":
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        sweep = {"id": sweep_dir.name, "dir": str(sweep_dir), "job": int(hydra_cfg.job.num)}
+    return StageContext(
+        stage=stage,
+        cfg=cfg,
+        experiment=experiment,
+        outputs_root=Path(cfg.paths.outputs),
+        sweep=sweep,
+        argv=argv,
+        overrides=list(hydra_cfg.overrides.task),
+    )
+
+
+def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
+    """The Hydra task function body: validate, run the stage, and close its run record on every path."""
+    try:
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (a threaded launcher): SIGTERM keeps its default
+        previous_term = None
+    ctx = _job_context(stage, cfg, argv)
+    try:
+        _check_complete(cfg, stage.uses)
+        entry = stage.load()
+        result = entry(cfg, ctx)
+        if ctx.run is None:
+            raise RuntimeError(f"stage {stage.name} returned without starting its run")
+    except KeyboardInterrupt as interrupt:
+        ctx.finish("interrupted", interrupt)
+        raise
+    except BaseException as error:
+        ctx.finish("failed", error)
+        if ctx.run is None or is_config_error(error):
+            raise
+        raise StageFailed(stage.name, ctx.run.dir, error) from error
+    else:
+        ctx.finish("succeeded")
+        return result
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+class SweepCallback(Callback):
+    """Hydra callback: each sweep gets its own directory, created exclusively, with a sweep.json."""
+
+    def __init__(self) -> None:
+        self._sweep_file: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **_: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.parent.mkdir(parents=True, exist_ok=True)
+        sweep_dir.mkdir()  # exclusive: a sweep id is never reused
+        os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
+        self._sweep_file = sweep_dir / outputs.SWEEP_FILE
+        redactor = Redactor()
+        outputs.write_json_atomic(
+            self._sweep_file,
+            {
+                "id": sweep_dir.name,
+                "experiment": config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT,
+                "argv": [redactor.override(a) for a in sys.argv],
+                "overrides": [redactor.override(o) for o in config.hydra.overrides.task],
+                "started_at": outputs.now_iso(),
+                "ended_at": None,
+            },
+        )
+
+    def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
+        if self._sweep_file is not None:
+            import json
+
+            record = json.loads(self._sweep_file.read_text())
+            record["ended_at"] = outputs.now_iso()
+            outputs.write_json_atomic(self._sweep_file, record)
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+
+def run_stage_cli(stage: Stage, args: list[str]) -> int:
+    """``runner <stage> [overrides] [-m] [hydra flags]``: compose with Hydra, run, return an exit code."""
+    import hydra
+
+    from runner.schema import register_schemas
+
+    register_schemas()
+    register_resolvers()
+    os.environ[SWEEP_ID_ENV] = outputs.new_id(f"{stage.name}-sweep")
+    os.environ.pop(SWEEP_DIR_ENV, None)
+    # Hydra prints its own errors unless this is set; we want them, to name the key and the fix.
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    argv = ["runner", stage.name, *args]
+
+    def task(cfg: DictConfig) -> Any:
+        return execute_job(stage, cfg, argv)
+
+    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)
+    saved_argv = sys.argv
+    sys.argv = ["runner", *args]
+    try:
+        main()
+    except KeyboardInterrupt as interrupt:
+        print(f"runner {stage.name}: interrupted ({interrupt or 'Ctrl-C'})", file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
+    except StageFailed as failure:
+        if full_error:
+            raise
+        print(failure.explain(), file=sys.stderr)
+        return 1
+    except Exception as error:
+        if full_error or not is_config_error(error):
+            raise
+        print(format_config_error(error, f"runner {stage.name}"), file=sys.stderr)
+        return 2
+    finally:
+        sys.argv = saved_argv
+    return 0

@@ -1,0 +1,107 @@
+"""Errors a user can act on, each explained in one paragraph that names the key and the fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value a stage cannot use; raised before its run starts, so nothing is written."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        super().__init__(f"`{key}` {problem}")
+        self.key, self.problem, self.fix = key, problem, fix
+
+
+class StageFailed(RuntimeError):
+    """A stage raised after its run started; the run is marked failed and run.log has the traceback."""
+
+    def __init__(self, stage: str, run_dir: Path, error: BaseException) -> None:
+        super().__init__(f"{stage} failed: {error}")
+        self.stage, self.run_dir, self.error = stage, run_dir, error
+
+    def explain(self) -> str:
+        return (
+            f"runner {self.stage}: failed with {type(self.error).__name__}: {self.error}. "
+            f"The run is marked failed; the traceback is in {self.run_dir / 'run.log'}."
+        )
+
+
+def is_config_error(error: BaseException) -> bool:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(error, (ConfigError, HydraException, OmegaConfBaseException))
+
+
+def _fields_of(object_type: Any) -> list[str]:
+    if isinstance(object_type, type) and dataclasses.is_dataclass(object_type):
+        return [f.name for f in dataclasses.fields(object_type)]
+    return []
+
+
+def _choices(values: list[str]) -> str:
+    return ", ".join(values) if values else "(none)"
+
+
+def _omegaconf_paragraph(error: Any, command: str) -> str:
+    from omegaconf.errors import ConfigKeyError, ValidationError
+
+    key = getattr(error, "full_key", None) or "?"
+    object_type = getattr(error, "object_type", None)
+    message = str(getattr(error, "msg", error)).splitlines()[0]
+    if isinstance(error, ConfigKeyError) or "not in struct" in message or "not in '" in message:
+        valid = _fields_of(object_type)
+        leaf = key.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(leaf, valid, n=1)
+        did_you_mean = f" Did you mean `{key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}`?" if close else ""
+        where = f" in {object_type.__name__}" if isinstance(object_type, type) else ""
+        return (
+            f"Config error: `{key}` is not a key{where}.{did_you_mean} "
+            f"Valid keys here: {_choices(valid)}. Fix the spelling, or see every key with `{command} --cfg job`."
+        )
+    if isinstance(error, ValidationError):
+        return f"Config error: `{key}` has the wrong type or value: {message}. Fix the value; see the default with `{command} --cfg job`."
+    return f"Config error at `{key}`: {message}. See the composed config with `{command} --cfg job`."
+
+
+def format_config_error(error: BaseException, command: str) -> str:
+    """One readable paragraph for any config error that Hydra, OmegaConf or a stage raises."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(error, ConfigError):
+        return f"Config error: {error}. Fix: {error.fix}."
+    if isinstance(error, MissingConfigException):
+        missing = error.missing_cfg_file or ""
+        group, _, option = missing.rpartition("/")
+        options = list(error.options or [])
+        if group:
+            close = difflib.get_close_matches(option, options, n=1)
+            did_you_mean = f" Did you mean `{group}={close[0]}`?" if close else ""
+            noun = "experiment in experiments/" if group == "experiment" else f"option of group '{group}'"
+            return (
+                f"Config error: `{group}={option}` is not an {noun}.{did_you_mean} "
+                f"Valid choices: {_choices(options)}."
+            )
+        return f"Config error: {str(error).strip()}"
+    if isinstance(error, OverrideParseException):
+        text = " ".join(str(error).split())
+        return (
+            f"Config error: malformed override: {text}. Overrides look like key=value, group=option, "
+            f"+new_key=value or key=a,b (with -m); quote values with spaces."
+        )
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else None
+    if isinstance(error, OmegaConfBaseException):
+        cause = error
+    if cause is not None:
+        return _omegaconf_paragraph(cause, command)
+    message = " ".join(str(error).split())
+    match = re.search(r"Could not override '([^']+)'", message)
+    if match:
+        return f"Config error: `{match.group(1)}` cannot be overridden: {message}"
+    return f"Config error: {message}"

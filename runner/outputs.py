@@ -1,0 +1,228 @@
+"""The versioned outputs tree: run ids, never-reused run directories, run.json, the run index.
+
+Layout (see outputs/README.md)::
+
+    <root>/<experiment>/<run-id>/                single runs
+    <root>/<experiment>/<sweep-id>/<run-id>/     the jobs of one multirun sweep (sweep.json beside them)
+
+A run id sorts by start time (UTC): ``20261124-153012-483-record-7f3a``. The index is rebuilt from the
+run.json files on every call; there is no database to get out of step with the files.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import secrets
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+SWEEP_FILE = "sweep.json"
+TERMINAL_STATUSES = ("succeeded", "failed", "interrupted")
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def default_outputs_root() -> Path:
+    """``RUNNER_OUTPUTS`` if set, else ``outputs/`` at the repo root (the same from any working directory)."""
+    env = os.environ.get("RUNNER_OUTPUTS")
+    return Path(env).expanduser().resolve() if env else repo_root() / "outputs"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+
+
+def new_id(kind: str) -> str:
+    """A time-sortable id; the random suffix keeps ids apart across processes and machines."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"{stamp}-{int(now * 1000) % 1000:03d}-{kind}-{secrets.token_hex(2)}"
+
+
+def create_unique_dir(parent: Path, kind: str) -> tuple[str, Path]:
+    """Create ``parent/<new id>`` with an exclusive mkdir, retrying on the (rare) collision."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = new_id(kind)
+        path = parent / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers only ever see the old file or the complete new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- reading the tree --------------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """One run as the index sees it: its run.json plus where it lives."""
+
+    record: dict[str, Any]
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.record.get("id", self.path.name)
+
+    @property
+    def stage(self) -> str:
+        return self.record.get("stage", "?")
+
+    @property
+    def experiment(self) -> str:
+        return self.record.get("experiment", "?")
+
+    @property
+    def status(self) -> str:
+        status = self.record.get("status", "?")
+        if status == "running" and not _process_alive(self.record):
+            return "stale"
+        return status
+
+    @property
+    def started_at(self) -> str:
+        return self.record.get("started_at", "")
+
+    @property
+    def duration_s(self) -> float | None:
+        start, end = self.record.get("started_at"), self.record.get("ended_at")
+        if not start:
+            return None
+        begin = datetime.fromisoformat(start)
+        finish = datetime.fromisoformat(end) if end else None
+        if finish is None:
+            if self.status != "running":
+                return None
+            finish = datetime.now(timezone.utc)
+        return (finish - begin).total_seconds()
+
+    def summary(self) -> dict[str, Any]:
+        sweep = self.record.get("sweep") or {}
+        return {
+            "id": self.id,
+            "stage": self.stage,
+            "experiment": self.experiment,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.record.get("ended_at"),
+            "duration_s": self.duration_s,
+            "parents": self.record.get("parents", []),
+            "sweep": sweep.get("id"),
+            "job": sweep.get("job"),
+            "path": str(self.path),
+        }
+
+
+def _process_alive(record: dict[str, Any]) -> bool:
+    """Whether the process that wrote a ``running`` record still runs (unknowable on another host)."""
+    process = record.get("process") or {}
+    pid = process.get("pid")
+    if not pid or process.get("hostname") != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        import psutil
+
+        # A reused pid belongs to a process created after our run started.
+        return psutil.Process(pid).create_time() <= process.get("created", float("inf")) + 1
+    except (ImportError, psutil.Error):
+        return True
+
+
+def _read_run(path: Path) -> RunInfo | None:
+    try:
+        with open(path / RUN_FILE) as f:
+            record = json.load(f)
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+    return RunInfo(record, path)
+
+
+def iter_runs(root: Path) -> Iterator[RunInfo]:
+    """Every run under ``root``: ``<experiment>/<run>`` and ``<experiment>/<sweep>/<run>``."""
+    try:
+        experiments = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return
+    for experiment in experiments:
+        for entry in os.scandir(experiment.path):
+            if not entry.is_dir():
+                continue
+            run = _read_run(Path(entry.path))
+            if run is not None:
+                yield run
+            else:  # a sweep: its jobs are one level down
+                for job in os.scandir(entry.path):
+                    if job.is_dir() and (run := _read_run(Path(job.path))) is not None:
+                        yield run
+
+
+def list_runs(root: Path) -> list[RunInfo]:
+    """All runs, newest first (ids sort by start time)."""
+    return sorted(iter_runs(root), key=lambda r: r.id, reverse=True)
+
+
+class RunReferenceError(LookupError):
+    """A run reference that matches no run, or more than one."""
+
+
+def resolve_run(root: Path, ref: str, stage: str | None = None) -> RunInfo:
+    """Find a run by full id, unique id prefix, ``latest`` or ``latest:<stage>``.
+
+    ``stage`` restricts every form to runs of that stage (e.g. a train stage asking for a record run).
+    """
+    runs = list_runs(root)
+    if ref == "latest" or ref.startswith("latest:"):
+        wanted = ref.partition(":")[2] or stage
+        matches = [r for r in runs if wanted is None or r.stage == wanted]
+        if not matches:
+            kind = f"{wanted} run" if wanted else "run"
+            raise RunReferenceError(f"'{ref}': there is no {kind} under {root}. Run `runner runs` to see what exists.")
+        return matches[0]
+    candidates = [r for r in runs if stage is None or r.stage == stage]
+    exact = [r for r in candidates if r.id == ref]
+    if exact:
+        return exact[0]
+    prefixed = [r for r in candidates if r.id.startswith(ref)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    what = f"{stage} run" if stage else "run"
+    if prefixed:
+        listed = ", ".join(r.id for r in prefixed[:5])
+        raise RunReferenceError(f"'{ref}' matches {len(prefixed)} {what}s ({listed}); give more of the id.")
+    nearest = difflib.get_close_matches(ref, [r.id for r in candidates], n=3, cutoff=0.3)
+    hint = f" Nearest: {', '.join(nearest)}." if nearest else ""
+    raise RunReferenceError(f"'{ref}' matches no {what} under {root}.{hint} Run `runner runs` to list runs.")

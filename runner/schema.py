@@ -1,0 +1,315 @@
+"""Dataclass schemas for every config group: the single source of truth for each key.
+
+Each YAML option in ``conf/<group>/`` starts with ``defaults: [/schema/<group>/<name>@_here_]``, so
+OmegaConf checks its keys and types against one of these classes at composition time: a misspelt key,
+a wrong type or a value outside an enum fails before any stage runs, naming the key.
+
+Robots, teleoperators, cameras and policies mirror the fields of LeRobot's own config dataclasses so that
+the stages can hand them to ``draccus.decode`` unchanged; only runner-level keys (roles, operator
+behaviour, schedules) are added here.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class WandbMode(str, Enum):
+    off = "off"
+    offline = "offline"
+    online = "online"
+
+
+class CameraType(str, Enum):
+    sim = "sim"
+    opencv = "opencv"
+    realsense = "realsense"
+
+
+class ColorMode(str, Enum):
+    rgb = "rgb"
+    bgr = "bgr"
+
+
+# --- robot -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimRobotConfig:
+    """The simulated SO-101 arm (MuJoCo); same joints and feature names as LeRobot's so101_follower."""
+
+    type: str = "sim_so101"
+    id: str = "sim_so101"
+    max_relative_target: Optional[float] = None
+
+
+@dataclass
+class SOFollowerConfig:
+    """A real SO-100/SO-101 follower arm (LeRobot ``so100_follower`` / ``so101_follower``).
+
+    The serial port comes from the host profile by ``role``; ``port`` overrides it for one run.
+    """
+
+    type: str = MISSING
+    id: str = MISSING
+    role: str = "follower"
+    port: Optional[str] = None
+    # Degrees of joint motion allowed per control step: LeRobot leaves it unlimited, we do not.
+    max_relative_target: Optional[float] = 10.0
+    disable_torque_on_disconnect: bool = True
+    use_degrees: bool = True
+    calibration_dir: Optional[str] = None
+
+
+# --- teleop ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptedTeleopConfig:
+    """A scripted operator that solves the sim task; stands in for the human in simulation."""
+
+    type: str = "sim_scripted"
+    id: str = "scripted"
+    operator: str = "scripted"
+    speed: float = 1.0
+    noise: float = 0.0
+    failure_rate: float = 0.0
+    # Fractional speed-up per recorded episode (0 = a steady operator).
+    learning_rate: float = 0.0
+
+
+@dataclass
+class SOLeaderConfig:
+    """A real SO-100/SO-101 leader arm (LeRobot ``so100_leader`` / ``so101_leader``)."""
+
+    type: str = MISSING
+    id: str = MISSING
+    role: str = "leader"
+    port: Optional[str] = None
+    operator: str = "human"
+    use_degrees: bool = True
+    calibration_dir: Optional[str] = None
+
+
+@dataclass
+class NoTeleopConfig:
+    """No teleoperator: the policy or nothing drives the robot."""
+
+    type: str = "none"
+
+
+# --- cameras -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CameraConfig:
+    """One camera, named by its role (wrist, side, top, ...) in the ``cameras`` group.
+
+    The device (index or stable path) is machine-specific and lives in the host profile by role.
+    """
+
+    type: CameraType = CameraType.opencv
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    fourcc: Optional[str] = None
+    color_mode: ColorMode = ColorMode.rgb
+    rotation: int = 0
+
+
+# --- host --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HostConfig:
+    """This machine's devices, kept out of experiments: role -> stable port or camera path."""
+
+    name: str = "none"
+    ports: dict[str, str] = field(default_factory=dict)
+    cameras: dict[str, str] = field(default_factory=dict)
+    calibration_dir: Optional[str] = None
+
+
+# --- task --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioConfig:
+    """One scenario of the task: its own instruction and episode count."""
+
+    name: str = MISSING
+    instruction: str = MISSING
+    num_episodes: int = 10
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING
+    instruction: str = MISSING
+    scenarios: list[ScenarioConfig] = field(default_factory=list)
+    # Free-text notes saved with each run: camera placement, whether the target is fixed, ...
+    setup_notes: list[str] = field(default_factory=list)
+
+
+# --- episode -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class EarlyStopConfig:
+    keys: bool = True
+    idle_s: Optional[float] = None
+    on_success: bool = True
+
+
+@dataclass
+class EpisodeConfig:
+    fps: int = 30
+    # A cap, not a fixed length: episodes end early by key, idle detection or success.
+    episode_time_s: float = 60.0
+    reset_time_s: float = 10.0
+    # None: the sum of the task's scenario episode counts.
+    num_episodes: Optional[int] = None
+    early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
+    realtime: bool = True
+
+
+# --- dataset -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class DatasetConfig:
+    repo_id: str = "local/runner"
+    video: bool = True
+    streaming_encoding: bool = False
+    push_to_hub: bool = False
+    private: bool = True
+
+
+# --- policy ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ACTPolicyConfig:
+    type: str = "act"
+    pretrained_path: Optional[str] = None
+    chunk_size: int = 100
+    n_action_steps: int = 100
+    dim_model: int = 512
+    n_encoder_layers: int = 4
+    n_decoder_layers: int = 1
+    use_vae: bool = True
+    vision_backbone: str = "resnet18"
+    # None keeps training offline; a local torchvision weights name or path opts in.
+    pretrained_backbone_weights: Optional[str] = None
+
+
+@dataclass
+class DiffusionPolicyConfig:
+    type: str = "diffusion"
+    pretrained_path: Optional[str] = None
+    n_obs_steps: int = 2
+    horizon: int = 16
+    n_action_steps: int = 8
+    vision_backbone: str = "resnet18"
+    pretrained_backbone_weights: Optional[str] = None
+    num_train_timesteps: int = 100
+
+
+@dataclass
+class SmolVLAPolicyConfig:
+    type: str = "smolvla"
+    pretrained_path: Optional[str] = None
+    # A local folder with the VLM weights and tokenizer: nothing is downloaded at run time.
+    vlm_path: str = MISSING
+    chunk_size: int = 50
+    n_action_steps: int = 50
+    freeze_vision_encoder: bool = True
+    train_expert_only: bool = True
+
+
+# --- train / eval ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10_000
+    save_freq: int = 2_000
+    # An explicit checkpoint schedule; when set it replaces save_freq.
+    save_steps: Optional[list[int]] = None
+    batch_size: int = 8
+    lr: Optional[float] = None
+    seed: int = 1000
+    device: Device = Device.auto
+    num_workers: int = 2
+    log_freq: int = 100
+    # Keep the last K checkpoints plus the eval schedule's; None keeps all.
+    keep_checkpoints: Optional[int] = None
+    wandb: WandbMode = WandbMode.off
+
+
+@dataclass
+class EvalConfig:
+    n_episodes: int = 10
+    # The matched start states: every checkpoint in a comparison sees exactly these seeds.
+    seeds: Optional[list[int]] = None
+    # A step number, "last" or "all".
+    checkpoint: str = "last"
+    batch_size: int = 1
+    videos: int = 2
+    save_rollouts: bool = False
+    policy_path: Optional[str] = None
+
+
+# --- paths and root ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PathsConfig:
+    # RUNNER_OUTPUTS, else <repo>/outputs; see runner.outputs.default_outputs_root.
+    outputs: str = "${runner_outputs:}"
+
+
+@dataclass
+class RunnerConfig:
+    """The root: one field per group. Polymorphic groups (robot, teleop, policy) are typed by option."""
+
+    robot: Any = MISSING
+    teleop: Any = MISSING
+    # Cameras by role; roles are open-ended (``+cameras.top={type: opencv}`` adds one).
+    cameras: dict[str, CameraConfig] = field(default_factory=dict)
+    host: HostConfig = field(default_factory=HostConfig)
+    task: TaskConfig = MISSING
+    episode: EpisodeConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    policy: Any = MISSING
+    train: TrainConfig = MISSING
+    eval: EvalConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+# Groups whose options have different fields pick their schema per option; the other groups are typed by
+# their field in RunnerConfig.
+OPTION_SCHEMAS: dict[str, dict[str, type]] = {
+    "robot": {"sim": SimRobotConfig, "so_follower": SOFollowerConfig},
+    "teleop": {"scripted": ScriptedTeleopConfig, "so_leader": SOLeaderConfig, "none": NoTeleopConfig},
+    "policy": {"act": ACTPolicyConfig, "diffusion": DiffusionPolicyConfig, "smolvla": SmolVLAPolicyConfig},
+}
+
+
+def register_schemas() -> None:
+    """Put every schema in Hydra's ConfigStore under ``schema/<group>/<name>`` (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="runner_schema", node=RunnerConfig)
+    for group, options in OPTION_SCHEMAS.items():
+        for name, node in options.items():
+            store.store(group=f"schema/{group}", name=name, node=node)
