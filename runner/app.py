@@ -213,15 +213,41 @@ def _check_complete(cfg: DictConfig, sections: Iterable[str]) -> None:
         node = cfg.get(section)
         if not isinstance(node, DictConfig):
             continue
-        missing = sorted(OmegaConf.missing_keys(node))
+        missing = sorted(OmegaConf.missing_keys(node))  # full keys, e.g. task.instruction
         if missing:
-            key = f"{section}.{missing[0]}"
+            key = missing[0]
             raise ConfigError(
                 key,
-                f"has no value and this stage needs it (missing: {', '.join(f'{section}.{m}' for m in missing)})",
+                f"has no value and this stage needs it (missing: {', '.join(missing)})",
                 f"set it in the experiment YAML or on the command line, e.g. {key}=...",
             )
         OmegaConf.to_container(node, resolve=True)
+
+
+def _check_added_keys(cfg: DictConfig, overrides: Iterable[str], groups: Iterable[str]) -> None:
+    """Reject ``+key=value`` into a schema-typed node: Hydra allows it, but the schema is the single truth.
+
+    Open maps (``cameras``, ``host.ports``, ...) still accept new keys.
+    """
+    import dataclasses
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = set(groups)
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or key in groups:
+            continue
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+        if schema is not None and dataclasses.is_dataclass(schema):
+            fields = ", ".join(f.name for f in dataclasses.fields(schema) if f.name != leaf)
+            raise ConfigError(
+                key,
+                f"is not a key of {schema.__name__} (`+` cannot add keys to a schema)",
+                f"use one of its keys ({fields}), or change runner/schema.py if a new key is really needed",
+            )
 
 
 def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext:
@@ -252,6 +278,9 @@ def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
         previous_term = None
     ctx = _job_context(stage, cfg, argv)
     try:
+        from hydra.core.hydra_config import HydraConfig
+
+        _check_added_keys(cfg, ctx.overrides, HydraConfig.get().runtime.choices.keys())
         _check_complete(cfg, stage.uses)
         entry = stage.load()
         result = entry(cfg, ctx)

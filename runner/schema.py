@@ -285,7 +285,7 @@ class RunnerConfig:
 
     robot: Any = MISSING
     teleop: Any = MISSING
-    # Cameras by role; roles are open-ended (``+cameras.top={type: opencv}`` adds one).
+    # Cameras by role; roles are open-ended: a conf/cameras/<option>.yaml may name any roles it needs.
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
     host: HostConfig = field(default_factory=HostConfig)
     task: TaskConfig = MISSING

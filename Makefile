@@ -1,0 +1,40 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set up .venv/ first (idempotent).
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.runner-installed
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test test-fast lint bench clean-venv
+
+setup: $(STAMP)
+
+# Reinstall only when the declared or pinned dependencies change.
+$(STAMP): pyproject.toml constraints.txt
+	@if [ ! -x $(PY) ]; then \
+		python=$$(scripts/find-python) || exit 1; \
+		echo "Creating $(VENV) with $$python"; \
+		"$$python" -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/runner doctor
+	$(VENV)/bin/runner probe-free-demo 2>/dev/null || true
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check runner tests benchmarks
+	$(VENV)/bin/ruff format --check runner tests benchmarks
+
+bench: setup
+	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

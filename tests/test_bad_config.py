@@ -1,0 +1,43 @@
+"""Bad input fails at composition, before any run directory exists, in one paragraph naming the key."""
+
+import pytest
+from conftest import run_probe
+
+# (overrides, words the error must contain)
+CORPUS = [
+    (["robot=so101_folower"], ["`robot=so101_folower`", "so101_follower", "Valid choices"]),
+    (["policy=smolvl"], ["`policy=smolvl`", "Did you mean `policy=smolvla`", "act, diffusion, smolvla"]),
+    (["experiment=playdough"], ["`experiment=playdough`", "experiments/", "sim_demo", "so101_pick_place"]),
+    (["episode.fpss=30"], ["`episode.fpss`", "Did you mean `episode.fps`", "Valid keys"]),
+    (["train.stepz=10"], ["`train.stepz`", "train.steps"]),
+    (["robot.port=/dev/ttyACM0"], ["`robot.port`", "SimRobotConfig"]),
+    (["episode.fps=fast"], ["`episode.fps`", "could not be converted to Integer"]),
+    (["episode.realtime=maybe"], ["`episode.realtime`", "not a valid bool"]),
+    (["train.device=tpu"], ["`train.device`", "auto, cpu, cuda, mps"]),
+    (["train.wandb=yes"], ["`train.wandb`", "off, offline, online"]),
+    (["cameras.wrist.width=wide"], ["cameras.wrist.width", "Integer"]),
+    (["+episode.fpz=3"], ["`episode.fpz`", "EpisodeConfig"]),
+    (["+lr=0.1"], ["`lr`", "RunnerConfig"]),
+    (["nonsense"], ["malformed override", "key=value"]),
+    (["episode.fps=(30"], ["malformed override", "episode.fps=(30"]),
+    (["task.instruction=???"], ["`task.instruction`", "has no value"]),
+    (["episode.fps=5000"], ["`episode.fps`", "use <= 1000"]),
+]
+
+
+@pytest.mark.parametrize("overrides,words", CORPUS, ids=[" ".join(o) for o, _ in CORPUS])
+def test_bad_config_fails_before_any_run_dir(overrides, words, outputs_root):
+    result = run_probe(*overrides, "episode.reset_time_s=0")
+    assert result.returncode == 2, result.stderr
+    message = [line for line in result.stderr.splitlines() if line.startswith("Config error")]
+    assert len(message) == 1, result.stderr
+    for word in words:
+        assert word in message[0]
+    assert "Traceback" not in result.stderr
+    assert not outputs_root.exists() or not any(outputs_root.rglob("run.json")), "no run may be created"
+
+
+def test_missing_value_in_a_section_the_stage_does_not_read_is_fine(outputs_root):
+    """SmolVLA's model path is not needed to record: only the sections a stage reads must be complete."""
+    result = run_probe("policy=smolvla", "episode.reset_time_s=0")
+    assert result.returncode == 0, result.stderr
