@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs, provenance
 from runner.errors import ConfigError, StageFailed, format_config_error, is_config_error
-from runner.redact import RedactingFormatter, Redactor, secret_values_in
+from runner.redact import REDACTED, RedactingFormatter, Redactor, secret_values_in
 from runner.stage import Stage
 
 CONF_DIR = outputs.repo_root() / "conf"
@@ -104,6 +104,8 @@ class StageContext:
     sweep: dict[str, Any] | None
     argv: list[str]
     overrides: list[str]
+    # Knows the job's secrets: env tokens and values under secret-looking keys, found before scrubbing.
+    redactor: Redactor = field(default_factory=Redactor)
     run: Run | None = None
     _log_handler: logging.Handler | None = field(default=None, repr=False)
 
@@ -111,15 +113,11 @@ class StageContext:
         """Create the run directory and record; call once, after validation, before touching anything."""
         if self.run is not None:
             raise RuntimeError("start_run() called twice")
-        if self.sweep is not None:
-            parent_dir = Path(self.sweep["dir"])
-        else:
-            parent_dir = self.outputs_root / self.experiment
+        parent_dir = Path(self.sweep["dir"]) if self.sweep is not None else self.outputs_root / self.experiment
         run_id, run_dir = outputs.create_unique_dir(parent_dir, self.stage.name)
 
-        redactor = Redactor()
+        redactor = self.redactor
         cfg_data = OmegaConf.to_container(self.cfg, resolve=True)
-        redactor.add_values(secret_values_in(cfg_data))
         self._write_hydra_dir(run_dir, cfg_data, redactor)
         git, diff = provenance.git_state(outputs.repo_root())
         if diff is not None:
@@ -250,6 +248,36 @@ def _check_added_keys(cfg: DictConfig, overrides: Iterable[str], groups: Iterabl
             )
 
 
+def _scrub_secrets(node: Any, redactor: Redactor, path: str = "") -> list[str]:
+    """Replace, in place, every config value that holds a live secret; return the keys it touched.
+
+    Stages write config values into datasets and checkpoints, so a token pasted into a value (or an
+    ``${oc.env:HF_TOKEN}``) must be gone before any stage sees the config.
+    """
+    from omegaconf import ListConfig, open_dict
+
+    touched = []
+    keys = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
+    for key in keys:
+        full = f"{path}.{key}" if path else str(key)
+        if OmegaConf.is_missing(node, key):
+            continue
+        value = node[key]
+        if isinstance(value, (DictConfig, ListConfig)):
+            touched += _scrub_secrets(value, redactor, full)
+        elif isinstance(value, str) and redactor.text(value) != value:
+            with open_dict(node) if isinstance(node, DictConfig) else _nullcontext():
+                node[key] = redactor.text(value)
+            touched.append(full)
+    return touched
+
+
+def _nullcontext() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext:
     from hydra.core.hydra_config import HydraConfig
 
@@ -282,6 +310,9 @@ def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
 
         _check_added_keys(cfg, ctx.overrides, HydraConfig.get().runtime.choices.keys())
         _check_complete(cfg, stage.uses)
+        ctx.redactor.add_values(secret_values_in(OmegaConf.to_container(cfg, resolve=True)))
+        for key in _scrub_secrets(cfg, ctx.redactor):
+            log.warning("`%s` held a secret (a token or key); it was replaced by %s", key, REDACTED)
         entry = stage.load()
         result = entry(cfg, ctx)
         if ctx.run is None:
@@ -326,6 +357,20 @@ class SweepCallback(Callback):
                 "ended_at": None,
             },
         )
+
+    def on_job_start(self, config: DictConfig, **_: Any) -> None:
+        """Hydra saved the sweep's composed config as multirun.yaml, secrets and all: rewrite it redacted."""
+        if str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return
+        saved = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if not saved.exists():
+            return
+        data = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+        redactor = Redactor(secret_values_in(data))
+        clean = OmegaConf.to_yaml(OmegaConf.create(redactor.data(data)))
+        temporary = saved.with_name(f".multirun.yaml.{os.getpid()}")
+        temporary.write_text(clean)
+        os.replace(temporary, saved)
 
     def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
         if self._sweep_file is not None:

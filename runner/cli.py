@@ -42,7 +42,7 @@ def usage() -> str:
         "Examples:",
         "  runner STAGE experiment=sim_demo --cfg job     show the composed config",
         "  runner runs --stage record --limit 5          the five newest record runs",
-        "Shell completion: eval \"$(runner -sc install=bash)\"",
+        'Shell completion: eval "$(runner -sc install=bash)"',
     ]
     return "\n".join(lines)
 

@@ -47,10 +47,8 @@ def _version(dist: str) -> str | None:
 
 
 def check_python() -> Check:
-    version = ".".join(map(str, sys.version_info[:3]))
-    if sys.version_info >= (3, 12):
-        return Check("python", OK, f"{version} ({sys.executable})")
-    return Check("python", FAIL, version, "LeRobot 0.6 needs Python >= 3.12: `make setup` finds one via PATH, pyenv or uv")
+    # The package requires >= 3.12 (LeRobot 0.6 does), so reaching this line already proves it.
+    return Check("python", OK, f"{'.'.join(map(str, sys.version_info[:3]))} ({sys.executable})")
 
 
 def check_packages() -> list[Check]:
@@ -86,7 +84,11 @@ def _probe(code: str, env: dict[str, str] | None = None, timeout: float = 60) ->
     """Run a snippet in a fresh interpreter, so that a crashing GL or codec library cannot take us down."""
     try:
         result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
         )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f}s"
@@ -115,7 +117,9 @@ def check_video() -> list[Check]:
     elif "libsvtav1" in detail.split(","):
         checks = [Check("video (pyav)", OK, f"encoders: {detail}")]
     elif detail:
-        checks = [Check("video (pyav)", WARN, f"no AV1 encoder; available: {detail}", "set dataset.vcodec to one of them")]
+        checks = [
+            Check("video (pyav)", WARN, f"no AV1 encoder; available: {detail}", "set dataset.vcodec to one of them")
+        ]
     else:
         checks = [Check("video (pyav)", FAIL, "pyav has no usable video encoder", INSTALL_FIX)]
     if shutil.which("ffmpeg"):
@@ -148,7 +152,9 @@ def check_rendering() -> Check:
         if backend == "glfw" and not os.environ.get("DISPLAY"):
             tried.append("glfw: no DISPLAY")
             continue
-        ok, detail = _probe(RENDER_PROBE, {"MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend if backend != "glfw" else ""})
+        ok, detail = _probe(
+            RENDER_PROBE, {"MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend if backend != "glfw" else ""}
+        )
         if ok:
             return Check("mujoco rendering", OK, f"MUJOCO_GL={backend} renders offscreen")
         tried.append(f"{backend}: {detail[:80]}")
@@ -166,7 +172,9 @@ def check_outputs(root: Path) -> list[Check]:
         existing = existing.parent
     free_gb = shutil.disk_usage(existing).free / 1e9
     if free_gb < 1:
-        disk = Check("free disk", FAIL, f"{free_gb:.1f} GB free at {existing}", "free space or set RUNNER_OUTPUTS elsewhere")
+        disk = Check(
+            "free disk", FAIL, f"{free_gb:.1f} GB free at {existing}", "free space or set RUNNER_OUTPUTS elsewhere"
+        )
     elif free_gb < 10:
         disk = Check("free disk", WARN, f"{free_gb:.1f} GB free at {existing}", "datasets and checkpoints need GBs")
     else:
@@ -212,7 +220,9 @@ def run_checks(root: Path) -> list[Check]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="runner doctor", description="Check this machine for what the stages need.")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--outputs", type=Path, help="outputs root to check (default: RUNNER_OUTPUTS or <repo>/outputs)")
+    parser.add_argument(
+        "--outputs", type=Path, help="outputs root to check (default: RUNNER_OUTPUTS or <repo>/outputs)"
+    )
     args = parser.parse_args(argv)
     root = (args.outputs or outputs.default_outputs_root()).expanduser().resolve()
     checks = run_checks(root)

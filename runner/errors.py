@@ -58,14 +58,18 @@ def _omegaconf_paragraph(error: Any, command: str) -> str:
         valid = _fields_of(object_type)
         leaf = key.rsplit(".", 1)[-1]
         close = difflib.get_close_matches(leaf, valid, n=1)
-        did_you_mean = f" Did you mean `{key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}`?" if close else ""
+        parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        did_you_mean = f" Did you mean `{parent}{close[0]}`?" if close else ""
         where = f" in {object_type.__name__}" if isinstance(object_type, type) else ""
         return (
             f"Config error: `{key}` is not a key{where}.{did_you_mean} "
             f"Valid keys here: {_choices(valid)}. Fix the spelling, or see every key with `{command} --cfg job`."
         )
     if isinstance(error, ValidationError):
-        return f"Config error: `{key}` has the wrong type or value: {message}. Fix the value; see the default with `{command} --cfg job`."
+        return (
+            f"Config error: `{key}` has the wrong type or value: {message}. "
+            f"Fix the value; see the default with `{command} --cfg job`."
+        )
     return f"Config error at `{key}`: {message}. See the composed config with `{command} --cfg job`."
 
 
@@ -85,8 +89,7 @@ def format_config_error(error: BaseException, command: str) -> str:
             did_you_mean = f" Did you mean `{group}={close[0]}`?" if close else ""
             noun = "experiment in experiments/" if group == "experiment" else f"option of group '{group}'"
             return (
-                f"Config error: `{group}={option}` is not an {noun}.{did_you_mean} "
-                f"Valid choices: {_choices(options)}."
+                f"Config error: `{group}={option}` is not an {noun}.{did_you_mean} Valid choices: {_choices(options)}."
             )
         return f"Config error: {str(error).strip()}"
     if isinstance(error, OverrideParseException):

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def default_outputs_root() -> Path:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="milliseconds")
 
 
 def new_id(kind: str) -> str:
@@ -121,7 +121,7 @@ class RunInfo:
         if finish is None:
             if self.status != "running":
                 return None
-            finish = datetime.now(timezone.utc)
+            finish = datetime.now(UTC)
         return (finish - begin).total_seconds()
 
     def summary(self) -> dict[str, Any]:

@@ -47,7 +47,7 @@ class Redactor:
 
     def override(self, override: str) -> str:
         """``a.b_token=xyz`` -> ``a.b_token=***REDACTED***``; other overrides only lose known values."""
-        key, sep, value = override.partition("=")
+        key, sep, _value = override.partition("=")
         if sep and is_secret_name(key.lstrip("+~").split(".")[-1]):
             return f"{key}={REDACTED}"
         return self.text(override)

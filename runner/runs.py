@@ -96,7 +96,14 @@ def _show(run: outputs.RunInfo, as_json: bool) -> None:
         "sweep": json.dumps(record.get("sweep")) if record.get("sweep") else "-",
         "git": f"{git.get('commit') or git.get('note', '-')}" + (" (dirty, see git.diff)" if git.get("dirty") else ""),
         "packages": ", ".join(f"{k} {v}" for k, v in packages.items() if v),
-        "host": f"{host.get('hostname')} · {host.get('os')} · {host.get('cpu')} · gpu: {', '.join(host.get('gpu') or []) or 'none'}",
+        "host": " · ".join(
+            [
+                str(host.get("hostname")),
+                str(host.get("os")),
+                str(host.get("cpu")),
+                ", ".join(host.get("gpu") or []) or "no gpu",
+            ]
+        ),
         "artifacts": ", ".join(record.get("artifacts", [])) or "-",
     }
     if record.get("error"):

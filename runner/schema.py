@@ -10,33 +10,33 @@ behaviour, schedules) are added here.
 """
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Optional
+from enum import StrEnum
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
     mps = "mps"
 
 
-class WandbMode(str, Enum):
+class WandbMode(StrEnum):
     off = "off"
     offline = "offline"
     online = "online"
 
 
-class CameraType(str, Enum):
+class CameraType(StrEnum):
     sim = "sim"
     opencv = "opencv"
     realsense = "realsense"
 
 
-class ColorMode(str, Enum):
+class ColorMode(StrEnum):
     rgb = "rgb"
     bgr = "bgr"
 
@@ -50,7 +50,7 @@ class SimRobotConfig:
 
     type: str = "sim_so101"
     id: str = "sim_so101"
-    max_relative_target: Optional[float] = None
+    max_relative_target: float | None = None
 
 
 @dataclass
@@ -63,12 +63,12 @@ class SOFollowerConfig:
     type: str = MISSING
     id: str = MISSING
     role: str = "follower"
-    port: Optional[str] = None
+    port: str | None = None
     # Degrees of joint motion allowed per control step: LeRobot leaves it unlimited, we do not.
-    max_relative_target: Optional[float] = 10.0
+    max_relative_target: float | None = 10.0
     disable_torque_on_disconnect: bool = True
     use_degrees: bool = True
-    calibration_dir: Optional[str] = None
+    calibration_dir: str | None = None
 
 
 # --- teleop ------------------------------------------------------------------------------------------
@@ -95,10 +95,10 @@ class SOLeaderConfig:
     type: str = MISSING
     id: str = MISSING
     role: str = "leader"
-    port: Optional[str] = None
+    port: str | None = None
     operator: str = "human"
     use_degrees: bool = True
-    calibration_dir: Optional[str] = None
+    calibration_dir: str | None = None
 
 
 @dataclass
@@ -122,7 +122,7 @@ class CameraConfig:
     width: int = 640
     height: int = 480
     fps: int = 30
-    fourcc: Optional[str] = None
+    fourcc: str | None = None
     color_mode: ColorMode = ColorMode.rgb
     rotation: int = 0
 
@@ -137,7 +137,7 @@ class HostConfig:
     name: str = "none"
     ports: dict[str, str] = field(default_factory=dict)
     cameras: dict[str, str] = field(default_factory=dict)
-    calibration_dir: Optional[str] = None
+    calibration_dir: str | None = None
 
 
 # --- task --------------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ class TaskConfig:
 @dataclass
 class EarlyStopConfig:
     keys: bool = True
-    idle_s: Optional[float] = None
+    idle_s: float | None = None
     on_success: bool = True
 
 
@@ -178,7 +178,7 @@ class EpisodeConfig:
     episode_time_s: float = 60.0
     reset_time_s: float = 10.0
     # None: the sum of the task's scenario episode counts.
-    num_episodes: Optional[int] = None
+    num_episodes: int | None = None
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     realtime: bool = True
 
@@ -201,7 +201,7 @@ class DatasetConfig:
 @dataclass
 class ACTPolicyConfig:
     type: str = "act"
-    pretrained_path: Optional[str] = None
+    pretrained_path: str | None = None
     chunk_size: int = 100
     n_action_steps: int = 100
     dim_model: int = 512
@@ -210,25 +210,25 @@ class ACTPolicyConfig:
     use_vae: bool = True
     vision_backbone: str = "resnet18"
     # None keeps training offline; a local torchvision weights name or path opts in.
-    pretrained_backbone_weights: Optional[str] = None
+    pretrained_backbone_weights: str | None = None
 
 
 @dataclass
 class DiffusionPolicyConfig:
     type: str = "diffusion"
-    pretrained_path: Optional[str] = None
+    pretrained_path: str | None = None
     n_obs_steps: int = 2
     horizon: int = 16
     n_action_steps: int = 8
     vision_backbone: str = "resnet18"
-    pretrained_backbone_weights: Optional[str] = None
+    pretrained_backbone_weights: str | None = None
     num_train_timesteps: int = 100
 
 
 @dataclass
 class SmolVLAPolicyConfig:
     type: str = "smolvla"
-    pretrained_path: Optional[str] = None
+    pretrained_path: str | None = None
     # A local folder with the VLM weights and tokenizer: nothing is downloaded at run time.
     vlm_path: str = MISSING
     chunk_size: int = 50
@@ -245,15 +245,15 @@ class TrainConfig:
     steps: int = 10_000
     save_freq: int = 2_000
     # An explicit checkpoint schedule; when set it replaces save_freq.
-    save_steps: Optional[list[int]] = None
+    save_steps: list[int] | None = None
     batch_size: int = 8
-    lr: Optional[float] = None
+    lr: float | None = None
     seed: int = 1000
     device: Device = Device.auto
     num_workers: int = 2
     log_freq: int = 100
     # Keep the last K checkpoints plus the eval schedule's; None keeps all.
-    keep_checkpoints: Optional[int] = None
+    keep_checkpoints: int | None = None
     wandb: WandbMode = WandbMode.off
 
 
@@ -261,13 +261,13 @@ class TrainConfig:
 class EvalConfig:
     n_episodes: int = 10
     # The matched start states: every checkpoint in a comparison sees exactly these seeds.
-    seeds: Optional[list[int]] = None
+    seeds: list[int] | None = None
     # A step number, "last" or "all".
     checkpoint: str = "last"
     batch_size: int = 1
     videos: int = 2
     save_rollouts: bool = False
-    policy_path: Optional[str] = None
+    policy_path: str | None = None
 
 
 # --- paths and root ----------------------------------------------------------------------------------

@@ -23,7 +23,11 @@ def run_runner(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | N
     """`runner ARGS` in a fresh interpreter (as `python -m runner`)."""
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -31,14 +35,22 @@ def run_probe(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | No
     """The test-only `probe` stage through the real stage machinery (see probe_stage.py)."""
     return subprocess.run(
         [sys.executable, str(PROBE), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
 def start_probe(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(PROBE), *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -41,7 +41,9 @@ def test_experiments_folder_is_the_experiment_group():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-@pytest.mark.parametrize("stage", sorted({PROBE.name: PROBE, **STAGES}.values(), key=lambda s: s.name), ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "stage", sorted({PROBE.name: PROBE, **STAGES}.values(), key=lambda s: s.name), ids=lambda s: s.name
+)
 def test_every_experiment_composes_for_every_stage(experiment, stage):
     cfg = _compose(f"experiment={experiment}")
     # Everything resolves; values left ??? on purpose (e.g. a local model path) stay visible as missing.
