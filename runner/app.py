@@ -22,7 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from runner import outputs, provenance
+from runner import outputs
 from runner.errors import ConfigError, StageFailed, format_config_error, is_config_error
 from runner.redact import REDACTED, RedactingFormatter, Redactor, secret_values_in
 from runner.stage import Stage
@@ -115,6 +115,8 @@ class StageContext:
             raise RuntimeError("start_run() called twice")
         parent_dir = Path(self.sweep["dir"]) if self.sweep is not None else self.outputs_root / self.experiment
         run_id, run_dir = outputs.create_unique_dir(parent_dir, self.stage.name)
+
+        from runner import provenance  # importlib.metadata and platform: only when a run starts
 
         redactor = self.redactor
         cfg_data = OmegaConf.to_container(self.cfg, resolve=True)

@@ -86,11 +86,16 @@ class RunInfo:
     """One run as the index sees it: its run.json plus where it lives."""
 
     record: dict[str, Any]
-    path: Path
+    # A plain string: building 10,000 Path objects is a third of the time `runner runs` takes.
+    location: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
     @property
     def id(self) -> str:
-        return self.record.get("id", self.path.name)
+        return self.record.get("id") or os.path.basename(self.location)
 
     @property
     def stage(self) -> str:
@@ -137,7 +142,7 @@ class RunInfo:
             "parents": self.record.get("parents", []),
             "sweep": sweep.get("id"),
             "job": sweep.get("job"),
-            "path": str(self.path),
+            "path": self.location,
         }
 
 
@@ -162,13 +167,13 @@ def _process_alive(record: dict[str, Any]) -> bool:
         return True
 
 
-def _read_run(path: Path) -> RunInfo | None:
+def _read_run(directory: str) -> RunInfo | None:
     try:
-        with open(path / RUN_FILE) as f:
-            record = json.load(f)
+        with open(os.path.join(directory, RUN_FILE), "rb") as f:
+            record = json.loads(f.read())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
-    return RunInfo(record, path)
+    return RunInfo(record, directory)
 
 
 def iter_runs(root: Path) -> Iterator[RunInfo]:
@@ -181,12 +186,12 @@ def iter_runs(root: Path) -> Iterator[RunInfo]:
         for entry in os.scandir(experiment.path):
             if not entry.is_dir():
                 continue
-            run = _read_run(Path(entry.path))
+            run = _read_run(entry.path)
             if run is not None:
                 yield run
             else:  # a sweep: its jobs are one level down
                 for job in os.scandir(entry.path):
-                    if job.is_dir() and (run := _read_run(Path(job.path))) is not None:
+                    if job.is_dir() and (run := _read_run(job.path)) is not None:
                         yield run
 
 

@@ -151,7 +151,8 @@ def main(argv: list[str]) -> int:
     if args.limit is not None:
         runs = runs[: args.limit]
     if args.json:
-        print(json.dumps([r.summary() for r in runs], indent=1))
+        # One run per line: readable, and json's C encoder (indent= falls back to the slow Python one).
+        print("[\n" + ",\n".join(json.dumps(r.summary()) for r in runs) + "\n]")
     else:
         _print_table(runs, root)
     return 0
