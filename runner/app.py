@@ -149,6 +149,36 @@ class StageContext:
         log.info("%s run %s -> %s", self.stage.name, run_id, run_dir)
         return self.run
 
+    def resume_run(self, previous: outputs.RunInfo) -> Run:
+        """Reopen an earlier run of this stage to continue it in its own directory (its config stays)."""
+        if self.run is not None:
+            raise RuntimeError("the run was already started")
+        if previous.stage != self.stage.name:
+            raise ConfigError("resume", f"names a {previous.stage} run, not a {self.stage.name} run", "give a run id")
+        if previous.status == "running":
+            raise ConfigError(
+                "resume",
+                f"names run {previous.id}, which is still running (pid {previous.record.get('process', {}).get('pid')})",
+                "wait for it, or stop it first",
+            )
+        record = dict(previous.record)
+        record.setdefault("resumes", []).append(
+            {
+                "at": outputs.now_iso(),
+                "from_status": previous.status,
+                "argv": [self.redactor.override(a) for a in self.argv],
+                "overrides": [self.redactor.override(o) for o in self.overrides],
+                "process": _process_identity(),
+            }
+        )
+        record |= {"status": "running", "ended_at": None, "error": None, "process": _process_identity()}
+        self.run = Run(previous.id, previous.path, record, self.redactor)
+        self.run.save()
+        self._attach_log(previous.path / "run.log", self.redactor)
+        _set_hydra_output_dir(previous.path)
+        log.info("%s run %s resumed (was %s) in %s", self.stage.name, previous.id, previous.status, previous.path)
+        return self.run
+
     def _write_hydra_dir(self, run_dir: Path, cfg_data: Any, redactor: Redactor) -> None:
         from hydra.core.hydra_config import HydraConfig
 

@@ -15,7 +15,14 @@ from runner import __version__
 from runner.stage import Stage
 
 # Stages that work today; each later stage joins this table when it is built.
-STAGES: dict[str, Stage] = {}
+STAGES: dict[str, Stage] = {
+    "record": Stage(
+        "record",
+        "record demonstrations into a LeRobot dataset (simulated SO-101 by default)",
+        "runner.stages.record:record",
+        uses=("robot", "teleop", "cameras", "host", "task", "episode", "dataset"),
+    ),
+}
 
 # Utility commands: module with ``main(argv) -> int``, and a one-line summary.
 COMMANDS: dict[str, tuple[str, str]] = {

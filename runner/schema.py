@@ -145,11 +145,19 @@ class HostConfig:
 
 @dataclass
 class ScenarioConfig:
-    """One scenario of the task: its own instruction and episode count."""
+    """One scenario of the task: its own instruction, episode count, and what varies in simulation."""
 
     name: str = MISSING
     instruction: str = MISSING
     num_episodes: int = 10
+    # Where the object starts: [x_min, y_min, x_max, y_max] in metres (robot base frame); None = default.
+    object_region: list[float] | None = None
+    # A fixed target [x, y]; None samples one per episode.
+    target_position: list[float] | None = None
+    distractors: int = 0
+    # Relative light-intensity jitter and camera-position jitter (metres) per episode.
+    lighting_jitter: float = 0.0
+    camera_jitter: float = 0.0
 
 
 @dataclass
@@ -167,8 +175,16 @@ class TaskConfig:
 @dataclass
 class EarlyStopConfig:
     keys: bool = True
+    # End the episode after this long without operator motion (None: never).
     idle_s: float | None = None
+    # Operator motion below this many degrees per frame counts as idle.
+    idle_threshold_deg: float = 0.2
     on_success: bool = True
+
+
+class ValidationMode(StrEnum):
+    discard = "discard"
+    warn = "warn"
 
 
 @dataclass
@@ -181,6 +197,15 @@ class EpisodeConfig:
     num_episodes: int | None = None
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     realtime: bool = True
+    # Simulated start states: episode i of a run uses seed + i.
+    seed: int = 0
+    # An episode failing a check is discarded, or kept with a warning.
+    validation: ValidationMode = ValidationMode.discard
+    min_frames: int = 5
+    # A frame may arrive this many periods late before it counts as a timestamp gap.
+    timestamp_tolerance: float = 0.5
+    # Identical consecutive images while the arm moves: more than this many and the camera is frozen.
+    max_frozen_frames: int = 3
 
 
 # --- dataset -----------------------------------------------------------------------------------------
@@ -295,6 +320,8 @@ class RunnerConfig:
     train: TrainConfig = MISSING
     eval: EvalConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
+    # Continue an earlier run of the same stage (an id, a prefix or latest) in its own directory.
+    resume: str | None = None
 
 
 # Groups whose options have different fields pick their schema per option; the other groups are typed by

@@ -1,0 +1,216 @@
+"""Robots, teleoperators and datasets for recording, through LeRobot's own classes.
+
+Runner configs become LeRobot's config dataclasses (``draccus.decode``), so LeRobot validates what it owns;
+frames go through LeRobot's default processors and ``build_dataset_frame`` exactly as in ``lerobot-record``;
+episodes are written by ``LeRobotDataset``. What runner adds is crash safety: every kept episode is
+finalized (parquet footers and metadata on disk) and the dataset reopened, so a SIGKILL loses at most the
+episode being recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import draccus
+from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features
+from lerobot.processor import make_default_processors
+from lerobot.robots import RobotConfig, make_robot_from_config
+from lerobot.robots.robot import Robot
+from lerobot.teleoperators import TeleoperatorConfig, make_teleoperator_from_config
+from lerobot.teleoperators.teleoperator import Teleoperator
+from lerobot.utils.constants import ACTION, OBS_STR
+from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dicts
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import ConfigError
+
+STAGED_IMAGES = "images"
+VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
+
+
+def _device_path(cfg: DictConfig, kind: str, role: str, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    path = cfg.host.ports.get(role) if kind == "port" else cfg.host.cameras.get(role)
+    if path is None:
+        where = "host.ports" if kind == "port" else "host.cameras"
+        raise ConfigError(
+            f"{where}.{role}",
+            f"is not set: the experiment needs a {kind} for the '{role}' role and this host profile has none",
+            f"run `runner find-port` or add `{role}: /dev/...` under `{where.split('.')[1]}:` in conf/host/local.yaml",
+        )
+    return str(path)
+
+
+def robot_config(cfg: DictConfig) -> RobotConfig:
+    """The LeRobot robot config for a runner config (robot, cameras by role, host devices)."""
+    robot = cfg.robot
+    if robot.type == "sim_so101":
+        sizes = {}
+        for role, camera in cfg.cameras.items():
+            if camera.type.value != "sim":
+                raise ConfigError(
+                    f"cameras.{role}.type",
+                    f"is {camera.type.value}, but the simulated robot only has sim cameras",
+                    "use cameras=sim_wrist_side (or another sim camera option) with robot=sim_so101",
+                )
+            sizes[role] = [camera.width, camera.height]
+        fields = {
+            "type": "sim_so101",
+            "id": robot.id,
+            "fps": cfg.episode.fps,
+            "camera_sizes": sizes,
+            "max_relative_target": robot.max_relative_target,
+        }
+    else:
+        cameras = {}
+        for role, camera in cfg.cameras.items():
+            if camera.type.value == "sim":
+                raise ConfigError(
+                    f"cameras.{role}.type", "is sim, but a real robot needs real cameras", "use cameras=wrist_side"
+                )
+            device = _device_path(cfg, "camera", role, None)
+            entry: dict[str, Any] = {
+                "type": camera.type.value,
+                "fps": camera.fps,
+                "width": camera.width,
+                "height": camera.height,
+                "color_mode": camera.color_mode.value,
+            }
+            if camera.type.value == "opencv":
+                entry |= {"index_or_path": int(device) if device.isdigit() else device, "fourcc": camera.fourcc}
+                entry["rotation"] = camera.rotation
+            else:
+                entry["serial_number_or_name"] = device
+            cameras[role] = entry
+        fields = {
+            "type": robot.type,
+            "id": robot.id,
+            "port": _device_path(cfg, "port", robot.role, robot.port),
+            "max_relative_target": robot.max_relative_target,
+            "disable_torque_on_disconnect": robot.disable_torque_on_disconnect,
+            "use_degrees": robot.use_degrees,
+            "calibration_dir": robot.calibration_dir or cfg.host.calibration_dir,
+            "cameras": cameras,
+        }
+    return draccus.decode(RobotConfig, _without_none(fields))
+
+
+def teleop_config(cfg: DictConfig) -> TeleoperatorConfig | None:
+    teleop = cfg.teleop
+    if teleop.type == "none":
+        return None
+    if teleop.type == "sim_scripted":
+        if cfg.robot.type != "sim_so101":
+            raise ConfigError("teleop", "is the scripted sim operator, but the robot is real", "use teleop=so101_leader")
+        fields = OmegaConf.to_container(teleop) | {"robot_id": cfg.robot.id}
+        fields.pop("operator", None)
+    else:
+        fields = {
+            "type": teleop.type,
+            "id": teleop.id,
+            "port": _device_path(cfg, "port", teleop.role, teleop.port),
+            "use_degrees": teleop.use_degrees,
+            "calibration_dir": teleop.calibration_dir or cfg.host.calibration_dir,
+        }
+    return draccus.decode(TeleoperatorConfig, _without_none(fields))
+
+
+def _without_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def make_robot(config: RobotConfig) -> Robot:
+    return make_robot_from_config(config)
+
+
+def make_teleop(config: TeleoperatorConfig | None) -> Teleoperator | None:
+    return None if config is None else make_teleoperator_from_config(config)
+
+
+def clean_staged_frames(root: Path) -> int:
+    """Remove the PNGs a crashed episode left staged under ``<root>/images``; returns how many."""
+    staged = root / STAGED_IMAGES
+    if not staged.exists():
+        return 0
+    count = sum(1 for _ in staged.rglob("*.png"))
+    shutil.rmtree(staged)
+    return count
+
+
+class DatasetRecorder:
+    """One LeRobot dataset being recorded: frames in, episodes kept or discarded, always loadable."""
+
+    def __init__(self, root: Path, repo_id: str, fps: int, robot: Robot, use_videos: bool, resume: bool) -> None:
+        self.root, self.repo_id, self.fps = root, repo_id, fps
+        teleop_processor, _, self._observation_processor = make_default_processors()
+        self.features = combine_feature_dicts(
+            aggregate_pipeline_dataset_features(
+                pipeline=teleop_processor,
+                initial_features=create_initial_features(action=robot.action_features),
+                use_videos=use_videos,
+            ),
+            aggregate_pipeline_dataset_features(
+                pipeline=self._observation_processor,
+                initial_features=create_initial_features(observation=robot.observation_features),
+                use_videos=use_videos,
+            ),
+        )
+        self._n_cameras = sum(1 for f in self.features.values() if f["dtype"] in ("video", "image"))
+        if resume:
+            self.dataset = self._reopen()
+            if self.dataset.fps != fps:
+                raise ConfigError(
+                    "episode.fps", f"is {fps} but the dataset was recorded at {self.dataset.fps}", "keep the fps"
+                )
+        else:
+            self.dataset = LeRobotDataset.create(
+                repo_id,
+                fps,
+                root=root,
+                robot_type=robot.name,
+                features=self.features,
+                use_videos=use_videos,
+                image_writer_threads=2 * self._n_cameras,
+                video_backend=VIDEO_BACKEND,
+            )
+
+    def _reopen(self) -> LeRobotDataset:
+        return LeRobotDataset.resume(
+            self.repo_id,
+            root=self.root,
+            video_backend=VIDEO_BACKEND,
+            image_writer_threads=2 * self._n_cameras,
+        )
+
+    @property
+    def num_episodes(self) -> int:
+        return self.dataset.num_episodes
+
+    def add_frame(self, observation: dict, action: dict, task: str) -> None:
+        processed = self._observation_processor(observation)
+        frame = build_dataset_frame(self.features, processed, prefix=OBS_STR)
+        frame |= build_dataset_frame(self.features, action, prefix=ACTION)
+        self.dataset.add_frame({**frame, "task": task})
+
+    def keep_episode(self) -> None:
+        """Save the episode, then finalize and reopen so that everything saved so far survives a kill."""
+        self.dataset.save_episode()
+        self.dataset.finalize()
+        self.dataset = self._reopen()
+
+    def discard_episode(self) -> None:
+        self.dataset.clear_episode_buffer()
+
+    def close(self) -> None:
+        """Drop an unfinished episode and finalize; safe to call more than once."""
+        if self.dataset.has_pending_frames():
+            self.dataset.clear_episode_buffer()
+        self.dataset.finalize()
+
+
+def load_dataset(root: Path, repo_id: str) -> LeRobotDataset:
+    """A recorded dataset, read-only, decoding video with pyav."""
+    return LeRobotDataset(repo_id, root=root, video_backend=VIDEO_BACKEND)

@@ -1,0 +1,405 @@
+"""``runner record``: record demonstrations into a LeRobot dataset inside the run directory.
+
+Episodes follow the task's scenarios in order (each scenario's instruction is the episode's task string)
+and end early by key, by idle detection or, in simulation, by the success signal; ``episode_time_s`` is
+only a cap. Each episode is validated before it is kept, and every kept episode is on disk for good before
+the next one starts. ``resume=<run>`` continues a run that was killed or stopped, up to its target.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner import outputs
+from runner.app import Run, StageContext
+from runner.errors import ConfigError
+from runner.keys import HELP as KEYS_HELP
+from runner.keys import Key, KeyReader
+
+log = logging.getLogger("runner.record")
+
+EPISODES_CSV = "episodes.csv"
+DATASET_DIR = "dataset"
+EPISODE_COLUMNS = [
+    "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
+    "end_reason", "frames", "duration_s", "achieved_fps", "validation",
+]  # fmt: skip
+# Keys a resumed recording may change; everything else must match the dataset being continued.
+RESUMABLE_KEYS = ("episode.num_episodes", "episode.realtime", "episode.early_stop", "episode.reset_time_s")
+# Frames the sim keeps recording after the scripted operator gives up, so the failure is visible.
+GIVE_UP_FRAMES = 5
+
+
+@dataclass(frozen=True)
+class PlannedEpisode:
+    scenario: str
+    instruction: str
+    seed: int
+    variation: dict
+
+
+def episode_plan(cfg: DictConfig) -> list[PlannedEpisode]:
+    """The episodes to record, scenario by scenario; ``episode.num_episodes`` cuts or cycles the list."""
+    scenarios = list(cfg.task.scenarios) or [
+        OmegaConf.create({"name": cfg.task.name, "instruction": cfg.task.instruction, "num_episodes": 1})
+    ]
+    blocks = [s for s in scenarios for _ in range(s.num_episodes)]
+    total = cfg.episode.num_episodes if cfg.episode.num_episodes is not None else len(blocks)
+    if total < 1 or not blocks:
+        raise ConfigError(
+            "episode.num_episodes", f"gives {total} episodes to record", "set a positive count or scenario counts"
+        )
+    plan = []
+    for index in range(total):
+        scenario = blocks[index % len(blocks)]
+        if not str(scenario.instruction).strip():
+            raise ConfigError(
+                f"task.scenarios[{scenarios.index(scenario)}].instruction",
+                "is empty: every episode needs a natural-language instruction",
+                "write what the robot should do, e.g. 'pick up the red cube and place it on the blue square'",
+            )
+        variation = {
+            key: scenario.get(key)
+            for key in ("object_region", "target_position", "distractors", "lighting_jitter", "camera_jitter")
+            if key in scenario and scenario.get(key) is not None
+        }
+        plan.append(PlannedEpisode(scenario.name, str(scenario.instruction), cfg.episode.seed + index, variation))
+    return plan
+
+
+def _check_config(cfg: DictConfig) -> None:
+    episode = cfg.episode
+    for key, value in (("fps", episode.fps), ("episode_time_s", episode.episode_time_s)):
+        if value <= 0:
+            raise ConfigError(f"episode.{key}", f"is {value}", "give a positive value")
+    if episode.reset_time_s < 0:
+        raise ConfigError("episode.reset_time_s", f"is {episode.reset_time_s}", "give 0 or more seconds")
+    if cfg.teleop.type == "none":
+        raise ConfigError("teleop", "is none, but recording needs someone driving the arm", "use teleop=so101_leader")
+    if cfg.robot.type == "sim_so101" and not cfg.cameras:
+        raise ConfigError("cameras", "is empty", "use cameras=sim_wrist_side: the simulated arm records images")
+    for index, scenario in enumerate(cfg.task.scenarios):
+        region = scenario.object_region
+        if region is not None and (len(region) != 4 or region[0] >= region[2] or region[1] >= region[3]):
+            raise ConfigError(
+                f"task.scenarios[{index}].object_region", f"is {list(region)}", "give [x_min, y_min, x_max, y_max]"
+            )
+        target = scenario.target_position
+        if target is not None and len(target) != 2:
+            raise ConfigError(f"task.scenarios[{index}].target_position", f"is {list(target)}", "give [x, y]")
+
+
+def _resumed_config(previous: outputs.RunInfo, cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The config of the run being resumed, with only the keys a resumption may change taken from now."""
+    saved = OmegaConf.load(previous.path / ".hydra" / "config.yaml")
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in ("resume", "experiment") or key.startswith("paths."):
+            continue
+        if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS):
+            raise ConfigError(
+                key,
+                "cannot change when resuming: the dataset was recorded with the original value",
+                f"drop it, or start a new recording; resumable keys are {', '.join(RESUMABLE_KEYS)}",
+            )
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    merged = OmegaConf.merge(cfg, saved)
+    merged.resume = cfg.resume
+    return merged
+
+
+class EpisodeTable:
+    """episodes.csv: one row per attempt, written and synced as soon as the attempt ends."""
+
+    def __init__(self, path: Path, copies: list[Path]) -> None:
+        self.path, self.copies = path, copies
+        self.rows: list[dict] = []
+        if path.exists():
+            with open(path, newline="") as f:
+                self.rows = list(csv.DictReader(f))
+
+    @property
+    def attempts(self) -> int:
+        return len(self.rows)
+
+    def kept_rows(self) -> list[dict]:
+        return [r for r in self.rows if r["kept"] == "True"]
+
+    def trim_to(self, kept: int) -> None:
+        """Forget kept rows the dataset does not have (the process died between saving the two)."""
+        result, seen = [], 0
+        for row in self.rows:
+            if row["kept"] == "True":
+                seen += 1
+                if seen > kept:
+                    continue
+            result.append(row)
+        self.rows = result
+        self._write()
+
+    def append(self, row: dict) -> None:
+        self.rows.append({k: str(v) for k, v in row.items()})
+        self._write()
+
+    def _write(self) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=EPISODE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, self.path)
+        for copy in self.copies:
+            if copy.parent.exists():
+                shutil.copyfile(self.path, copy)
+
+
+@dataclass
+class EpisodeResult:
+    frames: int
+    duration_s: float
+    success: bool | None
+    end_reason: str
+    stop: bool = False
+    rerecord: bool = False
+
+
+class Display:
+    """A rich live line on a terminal; a log line per episode elsewhere."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.live = None
+        if enabled:
+            from rich.live import Live
+
+            self.live = Live(refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def update(self, text: str) -> None:
+        if self.live is not None:
+            from rich.text import Text
+
+            self.live.update(Text(text))
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def _record_episode(
+    robot, teleop, recorder, frames_log, planned: PlannedEpisode, cfg: DictConfig, keys, display, header: str
+) -> EpisodeResult:
+    episode = cfg.episode
+    period = 1.0 / episode.fps
+    cap = max(1, round(episode.episode_time_s * episode.fps))
+    idle_limit = None if episode.early_stop.idle_s is None else round(episode.early_stop.idle_s * episode.fps)
+    threshold = episode.early_stop.idle_threshold_deg
+    sim = hasattr(robot, "is_success")
+    idle_frames, previous_action, gave_up = 0, None, 0
+    start = time.perf_counter()
+    for index in range(cap):
+        tick = time.perf_counter()
+        observation = robot.get_observation()
+        action = teleop.get_action()
+        sent = robot.send_action(action)
+        recorder.add_frame(observation, sent, planned.instruction)
+        timestamp = tick - start if episode.realtime else index * period
+        frames_log.add(timestamp, observation, sent)
+        frames = index + 1
+        elapsed = time.perf_counter() - start
+        display.update(f"{header} · {elapsed:5.1f}/{episode.episode_time_s:.0f} s · {frames / elapsed:4.1f} fps")
+
+        key = keys.poll() if keys is not None and episode.early_stop.keys else None
+        if key is Key.SUCCESS:
+            return EpisodeResult(frames, elapsed, True, "success_key")
+        if key is Key.FAILURE:
+            return EpisodeResult(frames, elapsed, False, "failure_key")
+        if key is Key.RERECORD:
+            return EpisodeResult(frames, elapsed, None, "rerecord_key", rerecord=True)
+        if key is Key.STOP:
+            success = robot.is_success() if sim else None
+            return EpisodeResult(frames, elapsed, success, "stop_key", stop=True)
+        if sim and episode.early_stop.on_success and robot.is_success():
+            return EpisodeResult(frames, elapsed, True, "success")
+        if sim and getattr(teleop, "finished", False):
+            gave_up += 1
+            if gave_up > GIVE_UP_FRAMES:
+                return EpisodeResult(frames, elapsed, robot.is_success(), "operator_done")
+        if idle_limit is not None:
+            moved = previous_action is None or max(abs(action[k] - previous_action[k]) for k in action) > threshold
+            idle_frames = 0 if moved else idle_frames + 1
+            if idle_frames >= idle_limit:
+                return EpisodeResult(frames, elapsed, robot.is_success() if sim else None, "idle")
+        previous_action = action
+        if episode.realtime:
+            _sleep_until(tick + period)
+    elapsed = time.perf_counter() - start
+    return EpisodeResult(cap, elapsed, robot.is_success() if sim else None, "time_cap")
+
+
+def _sleep_until(deadline: float) -> None:
+    """Sleep coarsely, then spin the last 2 ms: time.sleep alone overshoots by up to a scheduler tick."""
+    remaining = deadline - time.perf_counter()
+    if remaining > 0.002:
+        time.sleep(remaining - 0.002)
+    while time.perf_counter() < deadline:
+        pass
+
+
+def _reset_period(seconds: float, keys, display) -> bool:
+    """The reset between episodes on a real robot; returns True when the user asked to stop."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        display.update(f"reset the scene · {end - time.monotonic():4.1f} s · space to skip")
+        key = keys.poll() if keys is not None else None
+        if key is Key.SKIP:
+            return False
+        if key is Key.STOP:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def record(cfg: DictConfig, ctx: StageContext) -> None:
+    from runner.lerobot_adapter import recording
+    from runner.sim.world import Variation
+    from runner.validation import EpisodeLimits, FrameLog, check_episode
+
+    previous = None
+    if cfg.resume is not None:
+        try:
+            previous = outputs.resolve_run(ctx.outputs_root, cfg.resume, stage="record")
+        except outputs.RunReferenceError as error:
+            raise ConfigError("resume", str(error).rstrip("."), "give the id of a record run") from None
+        cfg = _resumed_config(previous, cfg, ctx.overrides)
+    _check_config(cfg)
+    plan = episode_plan(cfg)
+    robot_config = recording.robot_config(cfg)
+    teleop_config = recording.teleop_config(cfg)
+
+    run: Run = ctx.resume_run(previous) if previous is not None else ctx.start_run()
+    dataset_root = run.dir / DATASET_DIR
+    if previous is not None:
+        removed = recording.clean_staged_frames(dataset_root)
+        if removed:
+            log.info("removed %d staged frames of the episode the crash interrupted", removed)
+    (run.dir / "setup_notes.txt").write_text("".join(f"- {note}\n" for note in cfg.task.setup_notes))
+    run.add_artifact("setup_notes.txt")
+
+    robot = recording.make_robot(robot_config)
+    teleop = recording.make_teleop(teleop_config)
+    keys = KeyReader.for_stdin() if cfg.episode.early_stop.keys else None
+    display = Display(sys.stdout.isatty())
+    recorder = None
+    try:
+        robot.connect()
+        if teleop is not None:
+            teleop.connect()
+        recorder = recording.DatasetRecorder(
+            dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None
+        )
+        run.add_artifact(DATASET_DIR)
+        table = EpisodeTable(run.dir / EPISODES_CSV, [dataset_root / "meta" / "runner_episodes.csv"])
+        table.trim_to(recorder.num_episodes)
+        run.add_artifact(EPISODES_CSV)
+        sizes = {role: (c.height, c.width) for role, c in cfg.cameras.items()}
+        joints = list(robot.action_features)
+        limits = EpisodeLimits(
+            fps=cfg.episode.fps,
+            min_frames=cfg.episode.min_frames,
+            timestamp_tolerance=cfg.episode.timestamp_tolerance,
+            max_frozen_frames=cfg.episode.max_frozen_frames,
+            joint_limits=robot.joint_limits() if hasattr(robot, "joint_limits") else {j: (-360, 360) for j in joints},
+            cameras=tuple(sizes),
+        )
+        operator = cfg.teleop.get("operator", "none")
+        log.info("recording %d episodes (%d already kept) · %s", len(plan), recorder.num_episodes, KEYS_HELP)
+        discarded = 0
+        while recorder.num_episodes < len(plan):
+            kept = recorder.num_episodes
+            planned = plan[kept]
+            if hasattr(robot, "start_episode"):
+                robot.start_episode(planned.seed, Variation(**_variation_args(planned.variation)))
+            if hasattr(teleop, "start_episode"):
+                teleop.start_episode(planned.seed, practice=table.attempts)
+            frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
+            header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
+            result = _record_episode(robot, teleop, recorder, frames_log, planned, cfg, keys, display, header)
+            failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
+            keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
+            if keep:
+                recorder.keep_episode()
+            else:
+                recorder.discard_episode()
+                discarded += 1
+            table.append(
+                {
+                    "attempt": table.attempts,
+                    "dataset_episode": kept if keep else "",
+                    "kept": keep,
+                    "scenario": planned.scenario,
+                    "instruction": planned.instruction,
+                    "seed": planned.seed,
+                    "operator": operator,
+                    "success": "" if result.success is None else result.success,
+                    "end_reason": result.end_reason,
+                    "frames": result.frames,
+                    "duration_s": round(result.duration_s, 3),
+                    "achieved_fps": round(result.frames / max(result.duration_s, 1e-9), 2),
+                    "validation": "; ".join(failures) or "ok",
+                }
+            )
+            verdict = "kept" if keep else ("re-record" if result.rerecord else "discarded")
+            log.info(
+                "%s · %d frames · %.1f s · success=%s · ended by %s · %s%s",
+                header, result.frames, result.duration_s, result.success, result.end_reason, verdict,
+                f" ({'; '.join(failures)})" if failures else "",
+            )  # fmt: skip
+            if result.stop:
+                break
+            if not hasattr(robot, "start_episode") and cfg.episode.realtime and recorder.num_episodes < len(plan):
+                if _reset_period(cfg.episode.reset_time_s, keys, display):
+                    break
+        recorder.close()
+        kept_rows = table.kept_rows()
+        successes = sum(r["success"] == "True" for r in kept_rows)
+        summary = {
+            "target": len(plan),
+            "kept": recorder.num_episodes,
+            "discarded": discarded,
+            "successes": successes,
+            "complete": recorder.num_episodes >= len(plan),
+        }
+        run.update(episodes=summary, dataset={"repo_id": cfg.dataset.repo_id, "root": DATASET_DIR})
+        log.info(
+            "recorded %d/%d episodes (%d discarded, %d successful) into %s",
+            summary["kept"], summary["target"], discarded, successes, dataset_root,
+        )  # fmt: skip
+    finally:
+        if recorder is not None:
+            recorder.close()  # idempotent: drops an unfinished episode, keeps everything saved
+        display.close()
+        if keys is not None:
+            keys.close()
+        if teleop is not None and teleop.is_connected:
+            teleop.disconnect()
+        if robot.is_connected:
+            robot.disconnect()
+
+
+def _variation_args(variation: dict) -> dict:
+    args = dict(variation)
+    for key in ("object_region", "target_position"):
+        if key in args:
+            args[key] = tuple(args[key])
+    return args
