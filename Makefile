@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e '.[dev]'
 	@touch $(STAMP)
 
+# Until the train and eval stages land, the demo records the sim_demo dataset: 10 episodes, about 2 min.
 demo: setup
-	$(VENV)/bin/runner doctor
-	$(VENV)/bin/runner runs --limit 10
+	$(VENV)/bin/runner record experiment=sim_demo
+	$(VENV)/bin/runner runs --limit 5
 
 test: setup
 	$(PY) -m pytest -q

@@ -158,7 +158,7 @@ class StageContext:
         if previous.status == "running":
             raise ConfigError(
                 "resume",
-                f"names run {previous.id}, which is still running (pid {previous.record.get('process', {}).get('pid')})",
+                f"names run {previous.id}, which is still running",
                 "wait for it, or stop it first",
             )
         record = dict(previous.record)

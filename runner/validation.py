@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-# Joint readings may overshoot the model's range by a little (contacts, calibration).
-RANGE_MARGIN_DEG = 5.0
+# Joint readings may overshoot the model's range a little (contacts, calibration): degrees, or gripper %.
+RANGE_MARGIN = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,19 @@ def episode_schema(limits: EpisodeLimits) -> pa.DataFrameSchema:
         )
     }
     for key, (low, high) in limits.joint_limits.items():
-        margin = RANGE_MARGIN_DEG if key != "gripper.pos" else 5.0
+        margin = RANGE_MARGIN
         for prefix in ("state.", "action."):
             columns[prefix + key] = pa.Column(
                 float,
                 [
-                    pa.Check(lambda s: np.isfinite(s), name="finite (no NaN/inf)"),
-                    pa.Check.in_range(low - margin, high + margin, name=f"joint_range [{low:.0f}, {high:.0f}]"),
+                    pa.Check(lambda s: np.isfinite(s), name="finite (no NaN/inf)", ignore_na=False),
+                    pa.Check(
+                        lambda s, lo=low - margin, hi=high + margin: s.between(lo, hi) | ~np.isfinite(s),
+                        name=f"joint_range [{low:.0f}, {high:.0f}]",
+                        ignore_na=False,
+                    ),
                 ],
+                nullable=True,  # NaN is reported by the finite check, by name
             )
     for role in limits.cameras:
         columns[f"{role}.shape_ok"] = pa.Column(bool, pa.Check(lambda s: s.all(), name="camera_present_with_shape"))

@@ -4,6 +4,17 @@ Importing it registers runner's simulated devices as LeRobot types (``sim_so101`
 device classes are exported here because LeRobot's factory looks for ``<Name>`` next to ``<Name>Config``.
 """
 
-from runner.lerobot_adapter.sim_devices import SimScripted, SimScriptedConfig, SimSO101, SimSO101Config
+import logging
+import os
+import warnings
+
+# Before anything imports them: SVT-AV1 prints its whole configuration for every video it encodes, and
+# `datasets` draws a progress bar for every episode saved. Errors still show.
+os.environ.setdefault("SVT_LOG", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+warnings.filterwarnings("ignore", message="Cannot enable progress bars")
+logging.getLogger("OpenGL").setLevel(logging.WARNING)
+
+from runner.lerobot_adapter.sim_devices import SimScripted, SimScriptedConfig, SimSO101, SimSO101Config  # noqa: E402
 
 __all__ = ["SimSO101", "SimSO101Config", "SimScripted", "SimScriptedConfig"]

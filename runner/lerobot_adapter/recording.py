@@ -104,7 +104,9 @@ def teleop_config(cfg: DictConfig) -> TeleoperatorConfig | None:
         return None
     if teleop.type == "sim_scripted":
         if cfg.robot.type != "sim_so101":
-            raise ConfigError("teleop", "is the scripted sim operator, but the robot is real", "use teleop=so101_leader")
+            raise ConfigError(
+                "teleop", "is the scripted sim operator, but the robot is real", "use teleop=so101_leader"
+            )
         fields = OmegaConf.to_container(teleop) | {"robot_id": cfg.robot.id}
         fields.pop("operator", None)
     else:
@@ -209,6 +211,9 @@ class DatasetRecorder:
         if self.dataset.has_pending_frames():
             self.dataset.clear_episode_buffer()
         self.dataset.finalize()
+        staged = self.root / STAGED_IMAGES
+        if staged.is_dir() and not any(p.is_file() for p in staged.rglob("*")):
+            shutil.rmtree(staged)
 
 
 def load_dataset(root: Path, repo_id: str) -> LeRobotDataset:

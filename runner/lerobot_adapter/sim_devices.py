@@ -171,8 +171,3 @@ class SimScripted(Teleoperator):
     def start_episode(self, seed: int, practice: int) -> None:
         """A new episode; ``practice`` counts the episodes this operator recorded before it."""
         self.operator.start_episode(seed, practice)
-
-    @property
-    def finished(self) -> bool:
-        """The operator considers the task done (it retreated after placing, or gave up)."""
-        return self.operator.done

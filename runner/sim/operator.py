@@ -44,15 +44,6 @@ class ScriptedOperator:
         self._fumble_at = int(self.rng.integers(2, 8)) if fails else None
         self._steps = 0
 
-    @property
-    def done(self) -> bool:
-        return self.controller.done
-
-    @property
-    def moving(self) -> bool:
-        """Whether the operator is still working on the task (for idle detection it is never idle)."""
-        return not self.controller.done
-
     def act(self) -> dict[str, float]:
         world = self.world
         action = self.controller.act(world.grasp_position, world.block_position, world.target_position)

@@ -45,7 +45,10 @@ class Variation:
     camera_jitter: float = 0.0
 
 
-def _look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
+Z_UP = np.array([0.0, 0.0, 1.0])
+
+
+def _look_at(position: np.ndarray, target: np.ndarray, up: np.ndarray = Z_UP) -> np.ndarray:
     """The quaternion of a MuJoCo camera at ``position`` looking at ``target`` (cameras look along -z)."""
     backward = position - target
     backward /= np.linalg.norm(backward)

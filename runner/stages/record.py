@@ -33,10 +33,10 @@ EPISODE_COLUMNS = [
     "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
     "end_reason", "frames", "duration_s", "achieved_fps", "validation",
 ]  # fmt: skip
+# Give up after this many attempts in a row that fail validation: the setup, not the operator, is wrong.
+MAX_CONSECUTIVE_REJECTS = 3
 # Keys a resumed recording may change; everything else must match the dataset being continued.
 RESUMABLE_KEYS = ("episode.num_episodes", "episode.realtime", "episode.early_stop", "episode.reset_time_s")
-# Frames the sim keeps recording after the scripted operator gives up, so the failure is visible.
-GIVE_UP_FRAMES = 5
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,22 @@ class EpisodeTable:
                 shutil.copyfile(self.path, copy)
 
 
+class EpisodesRejected(RuntimeError):
+    """Validation rejected several attempts in a row: recording on would only waste the operator's time."""
+
+    def __init__(self, count: int, failures: list[str], achieved_fps: float, cfg: DictConfig) -> None:
+        hint = "check the cameras and the robot connection"
+        if any(f.startswith("timestamp") for f in failures):
+            hint = (
+                f"the loop reached {achieved_fps:.1f} fps of the {cfg.episode.fps} asked: lower episode.fps, "
+                "use fewer or smaller cameras, or allow late frames with a larger episode.timestamp_tolerance"
+            )
+        super().__init__(
+            f"{count} episodes in a row failed validation ({'; '.join(failures)}); stopped recording: {hint}. "
+            "Kept episodes are saved; continue with resume= once fixed"
+        )
+
+
 @dataclass
 class EpisodeResult:
     frames: int
@@ -205,7 +221,7 @@ def _record_episode(
     idle_limit = None if episode.early_stop.idle_s is None else round(episode.early_stop.idle_s * episode.fps)
     threshold = episode.early_stop.idle_threshold_deg
     sim = hasattr(robot, "is_success")
-    idle_frames, previous_action, gave_up = 0, None, 0
+    idle_frames, previous_action = 0, None
     start = time.perf_counter()
     for index in range(cap):
         tick = time.perf_counter()
@@ -213,7 +229,8 @@ def _record_episode(
         action = teleop.get_action()
         sent = robot.send_action(action)
         recorder.add_frame(observation, sent, planned.instruction)
-        timestamp = tick - start if episode.realtime else index * period
+        # Simulated time is exact whatever the wall clock does; a real robot's frames are as late as they came.
+        timestamp = index * period if sim or not episode.realtime else tick - start
         frames_log.add(timestamp, observation, sent)
         frames = index + 1
         elapsed = time.perf_counter() - start
@@ -231,10 +248,6 @@ def _record_episode(
             return EpisodeResult(frames, elapsed, success, "stop_key", stop=True)
         if sim and episode.early_stop.on_success and robot.is_success():
             return EpisodeResult(frames, elapsed, True, "success")
-        if sim and getattr(teleop, "finished", False):
-            gave_up += 1
-            if gave_up > GIVE_UP_FRAMES:
-                return EpisodeResult(frames, elapsed, robot.is_success(), "operator_done")
         if idle_limit is not None:
             moved = previous_action is None or max(abs(action[k] - previous_action[k]) for k in action) > threshold
             idle_frames = 0 if moved else idle_frames + 1
@@ -324,7 +337,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         )
         operator = cfg.teleop.get("operator", "none")
         log.info("recording %d episodes (%d already kept) · %s", len(plan), recorder.num_episodes, KEYS_HELP)
-        discarded = 0
+        discarded = rejected_in_a_row = 0
         while recorder.num_episodes < len(plan):
             kept = recorder.num_episodes
             planned = plan[kept]
@@ -342,6 +355,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             else:
                 recorder.discard_episode()
                 discarded += 1
+            rejected_in_a_row = rejected_in_a_row + 1 if failures and not keep else 0
             table.append(
                 {
                     "attempt": table.attempts,
@@ -367,9 +381,12 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             )  # fmt: skip
             if result.stop:
                 break
-            if not hasattr(robot, "start_episode") and cfg.episode.realtime and recorder.num_episodes < len(plan):
-                if _reset_period(cfg.episode.reset_time_s, keys, display):
-                    break
+            if rejected_in_a_row >= MAX_CONSECUTIVE_REJECTS:
+                raise EpisodesRejected(rejected_in_a_row, failures, result.frames / max(result.duration_s, 1e-9), cfg)
+            human_resets = not hasattr(robot, "start_episode") and cfg.episode.realtime
+            more = recorder.num_episodes < len(plan)
+            if human_resets and more and _reset_period(cfg.episode.reset_time_s, keys, display):
+                break
         recorder.close()
         kept_rows = table.kept_rows()
         successes = sum(r["success"] == "True" for r in kept_rows)

@@ -1,0 +1,192 @@
+"""Recording figures on the simulated arm.
+
+1. Throughput with realtime off: frames/s of `runner record` (process start excluded, the per-episode
+   finalize that makes it crash-safe included) against a bare loop that steps the same sim and calls
+   `LeRobotDataset.add_frame` / `save_episode` directly, same episodes, same run (goal >= 0.8x).
+2. Realtime pacing at 30 fps with two cameras: loop period p50/p99 and frames later than 1.5 periods.
+3. The scripted operator: success rate and mean episode time per scenario (physics only, no cameras).
+
+Usage: .venv/bin/python benchmarks/bench_record.py [--episodes 3] [--operator-episodes 20]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def runner_record(outputs: Path, episodes: int) -> tuple[int, float]:
+    env = {**os.environ, "RUNNER_OUTPUTS": str(outputs)}
+    command = [
+        str(REPO / ".venv/bin/runner"), "record", "experiment=sim_demo", "episode.realtime=false",
+        f"episode.num_episodes={episodes}",
+    ]  # fmt: skip
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    [run_json] = outputs.rglob("run.json")
+    record = json.loads(run_json.read_text())
+    from datetime import datetime
+
+    seconds = (
+        datetime.fromisoformat(record["ended_at"]) - datetime.fromisoformat(record["started_at"])
+    ).total_seconds()
+    with open(run_json.parent / "episodes.csv") as f:
+        frames = sum(int(line.split(",")[9]) for line in f.readlines()[1:])
+    return frames, seconds
+
+
+def bare_loop(root: Path, episodes: int, frames_per_episode: list[int]) -> tuple[int, float]:
+    """The same sim, operator and dataset calls with none of runner's checks, display or crash safety."""
+    from lerobot.datasets import LeRobotDataset
+    from lerobot.utils.feature_utils import hw_to_dataset_features
+
+    from runner.lerobot_adapter.sim_devices import SimScripted, SimScriptedConfig, SimSO101, SimSO101Config
+    from runner.sim.world import Variation
+
+    robot = SimSO101(SimSO101Config(fps=10, camera_sizes={"wrist": [128, 96], "side": [128, 96]}))
+    teleop = SimScripted(SimScriptedConfig())
+    robot.connect()
+    teleop.connect()
+    features = hw_to_dataset_features(robot.action_features, "action") | hw_to_dataset_features(
+        robot.observation_features, "observation"
+    )
+    start = time.perf_counter()
+    dataset = LeRobotDataset.create("local/bare", 10, features, root=root, robot_type="sim_so101", use_videos=True,
+                                    image_writer_threads=4)  # fmt: skip
+    frames = 0
+    for episode, n in zip(range(episodes), frames_per_episode, strict=True):
+        robot.start_episode(episode, Variation())
+        teleop.start_episode(episode, practice=episode)
+        for _ in range(n):
+            observation = robot.get_observation()
+            sent = robot.send_action(teleop.get_action())
+            state = np.array([observation[k] for k in robot.action_features], dtype=np.float32)
+            frame = {
+                "observation.state": state,
+                "observation.images.wrist": observation["wrist"],
+                "observation.images.side": observation["side"],
+                "action": np.array(list(sent.values()), dtype=np.float32),
+                "task": "pick up the red cube and place it on the blue square",
+            }
+            dataset.add_frame(frame)
+            frames += 1
+        dataset.save_episode()
+    dataset.finalize()
+    seconds = time.perf_counter() - start
+    robot.disconnect()
+    return frames, seconds
+
+
+def realtime_pacing(seconds: float) -> dict:
+    """Run the record stage's own episode loop at 30 fps with two cameras and time every frame."""
+    from hydra import compose, initialize_config_dir
+
+    from runner.app import CONF_DIR, register_resolvers
+    from runner.lerobot_adapter import recording
+    from runner.schema import register_schemas
+    from runner.sim.world import Variation
+    from runner.stages.record import Display, PlannedEpisode, _record_episode
+    from runner.validation import FrameLog
+
+    register_schemas()
+    register_resolvers()
+    overrides = ["episode.fps=30", "episode.realtime=true", f"episode.episode_time_s={seconds}",
+                 "episode.early_stop.on_success=false"]  # fmt: skip
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    robot = recording.make_robot(recording.robot_config(cfg))
+    teleop = recording.make_teleop(recording.teleop_config(cfg))
+    robot.connect()
+    teleop.connect()
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder = recording.DatasetRecorder(Path(tmp) / "ds", "local/pace", 30, robot, True, resume=False)
+        robot.start_episode(0, Variation())
+        teleop.start_episode(0, 0)
+        log = FrameLog({r: (c.height, c.width) for r, c in cfg.cameras.items()}, list(robot.action_features), 0.2)
+        planned = PlannedEpisode("one_cube", "pick", 0, {})
+        # The loop's wall-clock rhythm: when each frame's observation was taken.
+        ticks: list[float] = []
+        observe = robot.get_observation
+        robot.get_observation = lambda: (ticks.append(time.perf_counter()), observe())[1]
+        _record_episode(robot, teleop, recorder, log, planned, cfg, None, Display(False), "bench")
+        recorder.close()
+    robot.disconnect()
+    periods = np.diff(ticks) * 1000
+    return {
+        "frames": len(periods) + 1,
+        "p50_ms": float(np.percentile(periods, 50)),
+        "p99_ms": float(np.percentile(periods, 99)),
+        "late_frames": int((periods > 1.5 * 1000 / 30).sum()),
+    }
+
+
+def operator_success(episodes: int) -> list[tuple[str, float, float]]:
+    from runner.sim.operator import OperatorStyle, ScriptedOperator
+    from runner.sim.world import PickPlaceWorld, Variation
+
+    scenarios = {
+        "one_cube (sim_demo)": Variation(),
+        "fixed target": Variation(target_position=(0.2, 0.08)),
+        "three distractors": Variation(distractors=3),
+        "light+camera jitter": Variation(lighting_jitter=0.3, camera_jitter=0.02),
+        "noisy operator": Variation(),
+    }
+    world = PickPlaceWorld({}, control_dt=0.1)
+    rows = []
+    for name, variation in scenarios.items():
+        style = OperatorStyle(noise=0.05) if name == "noisy operator" else OperatorStyle()
+        operator = ScriptedOperator(world, style)
+        successes, times = 0, []
+        for seed in range(episodes):
+            world.reset(seed, variation)
+            operator.start_episode(seed, seed)
+            for step in range(150):
+                world.step(operator.act())
+                if world.is_success():
+                    successes += 1
+                    times.append((step + 1) * world.control_dt)
+                    break
+        rows.append((name, successes / episodes, statistics.mean(times) if times else float("nan")))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--operator-episodes", type=int, default=20)
+    parser.add_argument("--pace-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    with tempfile.TemporaryDirectory() as tmp:
+        frames, seconds = runner_record(Path(tmp) / "outputs", args.episodes)
+        per_episode = []
+        [csv_path] = (Path(tmp) / "outputs").rglob("episodes.csv")
+        for line in csv_path.read_text().splitlines()[1:]:
+            per_episode.append(int(line.split(",")[9]))
+        bare_frames, bare_seconds = bare_loop(Path(tmp) / "bare", args.episodes, per_episode)
+        shutil.rmtree(Path(tmp) / "bare")
+    ours, bare = frames / seconds, bare_frames / bare_seconds
+    print(f"recording throughput, realtime off, {args.episodes} sim_demo episodes, 2 cameras 128x96")
+    print(f"  runner record          {ours:6.2f} frames/s  ({frames} frames in {seconds:.1f} s, crash-safe)")
+    print(f"  bare LeRobot loop      {bare:6.2f} frames/s  ({bare_frames} frames in {bare_seconds:.1f} s)")
+    print(f"  ratio                  {ours / bare:6.2f} x   (goal >= 0.80 x)")
+    pace = realtime_pacing(args.pace_seconds)
+    print(f"realtime pacing at 30 fps (period 33.3 ms), 2 cameras, {pace['frames']} frames")
+    print(f"  loop period p50 {pace['p50_ms']:.1f} ms · p99 {pace['p99_ms']:.1f} ms · late {pace['late_frames']}")
+    print("  goal: p99 within 2 ms of 33.3 ms and no frame later than 50 ms")
+    print(f"scripted operator, {args.operator_episodes} episodes per scenario (10 Hz control)")
+    for name, rate, mean_s in operator_success(args.operator_episodes):
+        print(f"  {name:<22} success {rate:5.0%} · mean time to success {mean_s:4.1f} s")
+
+
+if __name__ == "__main__":
+    main()
