@@ -214,6 +214,29 @@ class StageContext:
             self._log_handler.close()
 
 
+def resumed_config(previous: outputs.RunInfo, cfg: DictConfig, overrides: list[str], resumable: tuple[str, ...]):
+    """The config a resumed run continues with: its own saved one, plus only the overrides it may change.
+
+    Anything else given on the command line is an error, not silently ignored: the data or checkpoints on
+    disk were made with the saved values.
+    """
+    saved = OmegaConf.load(previous.path / ".hydra" / "config.yaml")
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in ("resume", "experiment") or key.startswith("paths."):
+            continue
+        if not any(key == k or key.startswith(k + ".") for k in resumable):
+            raise ConfigError(
+                key,
+                f"cannot change when resuming run {previous.id}: it was made with the saved value",
+                f"drop it, or start a new run; keys a resumption may change: {', '.join(resumable)}",
+            )
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    merged = OmegaConf.merge(cfg, saved)
+    merged.resume = cfg.resume
+    return merged
+
+
 def _process_identity() -> dict[str, Any]:
     import socket
 

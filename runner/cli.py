@@ -22,6 +22,12 @@ STAGES: dict[str, Stage] = {
         "runner.stages.record:record",
         uses=("robot", "teleop", "cameras", "host", "task", "episode", "dataset"),
     ),
+    "train": Stage(
+        "train",
+        "fine-tune ACT, Diffusion or SmolVLA on record runs with a checkpoint schedule (resume=, retention)",
+        "runner.stages.train:train",
+        uses=("policy", "train", "dataset"),
+    ),
 }
 
 # Utility commands: module with ``main(argv) -> int``, and a one-line summary.

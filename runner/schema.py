@@ -256,6 +256,8 @@ class SmolVLAPolicyConfig:
     pretrained_path: str | None = None
     # A local folder with the VLM weights and tokenizer: nothing is downloaded at run time.
     vlm_path: str = MISSING
+    # Load the VLM's weights from vlm_path (False: its config only, randomly initialised).
+    load_vlm_weights: bool = True
     chunk_size: int = 50
     n_action_steps: int = 50
     freeze_vision_encoder: bool = True
@@ -277,9 +279,14 @@ class TrainConfig:
     device: Device = Device.auto
     num_workers: int = 2
     log_freq: int = 100
-    # Keep the last K checkpoints plus the eval schedule's; None keeps all.
+    # Keep the last K checkpoints plus every step in keep_steps (the eval schedule); None keeps all.
     keep_checkpoints: int | None = None
+    keep_steps: list[int] = field(default_factory=list)
     wandb: WandbMode = WandbMode.off
+    # Train on a subset of the recorded episodes: by scenario name, by success label, by dataset index.
+    scenarios: list[str] | None = None
+    only_successful: bool = False
+    episodes: list[int] | None = None
 
 
 @dataclass
@@ -322,6 +329,8 @@ class RunnerConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Continue an earlier run of the same stage (an id, a prefix or latest) in its own directory.
     resume: str | None = None
+    # The record run(s) a train run learns from: an id, a prefix, latest, or a list of them.
+    dataset_run: Any = "latest"
 
 
 # Groups whose options have different fields pick their schema per option; the other groups are typed by

@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs
-from runner.app import Run, StageContext
+from runner.app import Run, StageContext, resumed_config
 from runner.errors import ConfigError
 from runner.keys import HELP as KEYS_HELP
 from runner.keys import Key, KeyReader
@@ -96,25 +96,6 @@ def _check_config(cfg: DictConfig) -> None:
         target = scenario.target_position
         if target is not None and len(target) != 2:
             raise ConfigError(f"task.scenarios[{index}].target_position", f"is {list(target)}", "give [x, y]")
-
-
-def _resumed_config(previous: outputs.RunInfo, cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """The config of the run being resumed, with only the keys a resumption may change taken from now."""
-    saved = OmegaConf.load(previous.path / ".hydra" / "config.yaml")
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
-        if key in ("resume", "experiment") or key.startswith("paths."):
-            continue
-        if not any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS):
-            raise ConfigError(
-                key,
-                "cannot change when resuming: the dataset was recorded with the original value",
-                f"drop it, or start a new recording; resumable keys are {', '.join(RESUMABLE_KEYS)}",
-            )
-        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
-    merged = OmegaConf.merge(cfg, saved)
-    merged.resume = cfg.resume
-    return merged
 
 
 class EpisodeTable:
@@ -294,7 +275,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             previous = outputs.resolve_run(ctx.outputs_root, cfg.resume, stage="record")
         except outputs.RunReferenceError as error:
             raise ConfigError("resume", str(error).rstrip("."), "give the id of a record run") from None
-        cfg = _resumed_config(previous, cfg, ctx.overrides)
+        cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     _check_config(cfg)
     plan = episode_plan(cfg)
     robot_config = recording.robot_config(cfg)

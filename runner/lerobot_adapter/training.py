@@ -1,0 +1,222 @@
+"""LeRobot's own training pipeline, run in-process, with the few hooks runner needs.
+
+``lerobot_train.train`` offers no callbacks, so runner observes it at three documented seams of that module,
+restored after every call: ``should_save_checkpoint`` (an explicit checkpoint schedule), the root logger's
+``MetricsTracker`` records (exact step/loss/lr values, not parsed text) and ``update_last_checkpoint``
+(called once a checkpoint is completely written). ``init_logging`` clears the root logger's handlers, so
+runner's own (console and run.log) are put back after it. Resume state is read by LeRobot from
+``sys.argv`` (``--config_path``); that is set here for the duration of the call and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import draccus
+from lerobot.configs.default import DatasetConfig
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.configs.train import TrainPipelineConfig
+from lerobot.optim.optimizers import AdamWConfig  # noqa: F401  (registers the optimizer choice)
+from lerobot.scripts import lerobot_train
+from lerobot.utils.logging_utils import MetricsTracker
+
+from runner.lerobot_adapter.recording import VIDEO_BACKEND
+
+CHECKPOINTS = "checkpoints"
+PRETRAINED = "pretrained_model"
+TRAIN_CONFIG = "train_config.json"
+# Fields runner's policy schemas hold that are not LeRobot config fields.
+RUNNER_ONLY_POLICY_KEYS = ("vlm_path",)
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` is cuda, then mps, then cpu; an explicit device must exist."""
+    import torch
+
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if requested == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available.get(requested, False):
+        raise ValueError(f"device '{requested}' is not available on this machine")
+    return requested
+
+
+def policy_config(policy: dict[str, Any], device: str) -> PreTrainedConfig:
+    """A LeRobot policy config from runner's policy group; nothing is pushed, nothing is downloaded."""
+    fields = {k: v for k, v in policy.items() if k not in RUNNER_ONLY_POLICY_KEYS and v is not None}
+    if policy["type"] == "smolvla":
+        fields["vlm_model_name"] = str(Path(policy["vlm_path"]).resolve())
+    if policy["type"] in ("act", "diffusion"):
+        fields["pretrained_backbone_weights"] = policy.get("pretrained_backbone_weights")
+    fields.pop("pretrained_path", None)
+    config = draccus.decode(PreTrainedConfig, {**fields, "device": device, "push_to_hub": False})
+    if policy.get("pretrained_path"):
+        config.pretrained_path = Path(policy["pretrained_path"])
+    return config
+
+
+@dataclass
+class Schedule:
+    steps: int
+    save_steps: list[int]  # sorted; the last step is always saved
+    batch_size: int
+    lr: float | None
+    seed: int
+    num_workers: int
+    log_freq: int
+
+
+def pipeline_config(
+    *, dataset_root: Path, repo_id: str, episodes: list[int] | None, policy: PreTrainedConfig,
+    output_dir: Path, schedule: Schedule, wandb: str,
+) -> TrainPipelineConfig:  # fmt: skip
+    config = TrainPipelineConfig(
+        dataset=DatasetConfig(repo_id=repo_id, root=str(dataset_root), episodes=episodes, video_backend=VIDEO_BACKEND),
+        policy=policy,
+        output_dir=output_dir,
+        seed=schedule.seed,
+        num_workers=schedule.num_workers,
+        batch_size=schedule.batch_size,
+        steps=schedule.steps,
+        log_freq=schedule.log_freq,
+        save_freq=schedule.steps,  # replaced by the explicit schedule below
+    )
+    if wandb != "off":
+        config.wandb.enable = True
+        config.wandb.mode = wandb
+        config.wandb.project = "runner"
+    if schedule.lr is not None:
+        policy_lr_field = "optimizer_lr"
+        if hasattr(policy, policy_lr_field):
+            setattr(policy, policy_lr_field, schedule.lr)
+    return config
+
+
+@dataclass
+class Hooks:
+    on_metrics: Callable[[int, dict[str, float]], None]
+    # (step, checkpoint folder, seconds the save took), once the checkpoint is completely written.
+    on_checkpoint: Callable[[int, Path, float], None]
+
+
+class _MetricsTap(logging.Filter):
+    def __init__(self, callback: Callable[[int, dict[str, float]], None]) -> None:
+        super().__init__()
+        self._callback = callback
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, MetricsTracker):
+            values = record.msg.to_dict()
+            self._callback(int(record.msg.steps), {k: float(v) for k, v in values.items() if _is_number(v)})
+        return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@contextmanager
+def _hooked(save_steps: list[int], hooks: Hooks, argv: list[str]) -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    names = ("should_save_checkpoint", "save_checkpoint", "update_last_checkpoint", "init_logging")
+    originals = {name: getattr(lerobot_train, name) for name in names}
+    wanted = set(save_steps)
+    save_seconds = [0.0]
+
+    def should_save_checkpoint(step: int, save_freq: int, total_steps: int) -> bool:
+        return step in wanted or step == total_steps
+
+    def save_checkpoint(*args: Any, **kwargs: Any) -> None:
+        started = time.perf_counter()
+        originals["save_checkpoint"](*args, **kwargs)
+        save_seconds[0] = time.perf_counter() - started
+
+    def update_last_checkpoint(checkpoint_dir: Path) -> Path:
+        link = originals["update_last_checkpoint"](checkpoint_dir)
+        hooks.on_checkpoint(int(Path(checkpoint_dir).name), Path(checkpoint_dir), save_seconds[0])
+        return link
+
+    def init_logging(*args: Any, **kwargs: Any) -> None:
+        originals["init_logging"](*args, **kwargs)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+    tap = _MetricsTap(hooks.on_metrics)
+    saved_argv = sys.argv
+    lerobot_train.should_save_checkpoint = should_save_checkpoint
+    lerobot_train.save_checkpoint = save_checkpoint
+    lerobot_train.update_last_checkpoint = update_last_checkpoint
+    lerobot_train.init_logging = init_logging
+    root.addFilter(tap)
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        root.removeFilter(tap)
+        for name, original in originals.items():
+            setattr(lerobot_train, name, original)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+# runner draws its own progress (a rich bar on a terminal, log lines elsewhere): LeRobot's tqdm bar would
+# fill run.log with carriage returns.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def train(config: TrainPipelineConfig, save_steps: list[int], hooks: Hooks) -> None:
+    """Train from scratch (or from ``policy.pretrained_path``); checkpoints go to ``output_dir/checkpoints``."""
+    with _hooked(save_steps, hooks, [sys.argv[0]]):
+        lerobot_train.train(config)
+
+
+def resume(output_dir: Path, steps: int, save_steps: list[int], hooks: Hooks) -> None:
+    """Continue from ``output_dir/checkpoints/last`` to ``steps``: same step counter, optimizer and data order."""
+    saved = output_dir / CHECKPOINTS / "last" / PRETRAINED / TRAIN_CONFIG
+    config = TrainPipelineConfig.from_pretrained(saved)
+    config.resume = True
+    config.steps = steps
+    with _hooked(save_steps, hooks, [sys.argv[0], f"--config_path={saved}"]):
+        lerobot_train.train(config)
+
+
+def checkpoints(output_dir: Path) -> dict[int, Path]:
+    """Complete checkpoints by step (a folder without its training state is a save that never finished)."""
+    found = {}
+    for path in (output_dir / CHECKPOINTS).glob("[0-9]*"):
+        if (path / PRETRAINED / "model.safetensors").exists() and (path / "training_state").is_dir():
+            found[int(path.name)] = path
+    return dict(sorted(found.items()))
+
+
+def last_step(output_dir: Path) -> int | None:
+    link = output_dir / CHECKPOINTS / "last"
+    return int(link.resolve().name) if link.exists() else None
+
+
+def merge(roots: list[Path], output: Path, repo_id: str) -> tuple[Path, str]:
+    """Several recorded datasets as one new dataset at ``output`` (LeRobot's merge_datasets)."""
+    from lerobot.datasets import LeRobotDataset
+    from lerobot.datasets.dataset_tools import merge_datasets
+
+    sources = [LeRobotDataset(f"local/{root.parent.name}", root=root, video_backend=VIDEO_BACKEND) for root in roots]
+    merge_datasets(sources, repo_id, output_dir=output)
+    return output, repo_id
+
+
+def load_policy(checkpoint: Path):
+    """A checkpoint's policy through LeRobot's own factory."""
+    from lerobot.policies.factory import get_policy_class
+
+    config = PreTrainedConfig.from_pretrained(checkpoint / PRETRAINED)
+    return get_policy_class(config.type).from_pretrained(checkpoint / PRETRAINED)

@@ -1,0 +1,332 @@
+"""``runner train``: fine-tune a LeRobot policy on recorded runs, with a declared checkpoint schedule.
+
+LeRobot's own training pipeline runs in-process on the record run's dataset (several record runs are merged
+with LeRobot's dataset tools; subsets are LeRobot episode lists). Checkpoints are plain LeRobot checkpoints
+under ``train/checkpoints/<step>``; each also holds runner's resolved config and the dataset lineage, so it
+explains itself without the outputs tree. ``resume=<run>`` continues a killed run in its own directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from runner import outputs
+from runner.app import Run, StageContext, resumed_config
+from runner.errors import ConfigError
+
+log = logging.getLogger("runner.train")
+
+TRAIN_DIR = "train"
+METRICS_CSV = "metrics.csv"
+LOSS_PNG = "loss.png"
+LINEAGE = "runner_lineage.json"
+RUNNER_CONFIG = "runner_config.yaml"
+IMAGE_POLICIES = ("act", "diffusion", "smolvla")
+# Keys a resumed training may change; everything else is the original run's.
+RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq")
+
+
+def save_schedule(train: DictConfig) -> list[int]:
+    """The checkpoint steps: ``save_steps`` if given, else every ``save_freq``; the last step always."""
+    steps = train.steps
+    if steps < 1:
+        raise ConfigError("train.steps", f"is {steps}", "train for at least one step")
+    if train.save_steps:
+        bad = [s for s in train.save_steps if not 0 < s <= steps]
+        if bad:
+            raise ConfigError("train.save_steps", f"has steps outside 1..{steps}: {bad}", "keep them <= train.steps")
+        return sorted({*train.save_steps, steps})
+    if train.save_freq < 1:
+        raise ConfigError("train.save_freq", f"is {train.save_freq}", "save every N >= 1 steps")
+    if train.save_freq > steps:
+        raise ConfigError(
+            "train.save_freq",
+            f"is {train.save_freq}, more than train.steps ({steps}): no checkpoint would fall before the end",
+            f"lower it (e.g. train.save_freq={max(1, steps // 4)}) or raise train.steps",
+        )
+    return sorted({*range(train.save_freq, steps + 1, train.save_freq), steps})
+
+
+def _dataset_refs(cfg: DictConfig) -> list[str]:
+    refs = cfg.dataset_run
+    if isinstance(refs, ListConfig | list):
+        return [str(r) for r in refs]
+    if refs is None:
+        raise ConfigError("dataset_run", "is not set", "give a record run: dataset_run=latest or an id")
+    return [str(refs)]
+
+
+def _read_info(run: outputs.RunInfo) -> dict:
+    info = run.path / "dataset" / "meta" / "info.json"
+    if not info.exists():
+        raise ConfigError("dataset_run", f"names record run {run.id}, which has no dataset", "record one first")
+    return json.loads(info.read_text())
+
+
+def _episode_rows(run: outputs.RunInfo) -> list[dict]:
+    table = run.path / "dataset" / "meta" / "runner_episodes.csv"
+    if not table.exists():
+        return []
+    with open(table) as f:
+        return [r for r in csv.DictReader(f) if r["kept"] == "True"]
+
+
+def select_episodes(rows: list[dict], total: int, train: DictConfig) -> list[int] | None:
+    """Dataset episode indices for train.scenarios / only_successful / episodes; None means all of them."""
+    if not (train.scenarios or train.only_successful or train.episodes is not None):
+        return None
+    chosen = list(range(total))
+    if train.episodes is not None:
+        bad = [e for e in train.episodes if not 0 <= e < total]
+        if bad:
+            raise ConfigError("train.episodes", f"has indices outside 0..{total - 1}: {bad}", "pick recorded episodes")
+        chosen = [e for e in chosen if e in set(train.episodes)]
+    by_index = {int(r["dataset_episode"]): r for r in rows}
+    if train.scenarios:
+        known = sorted({r["scenario"] for r in rows})
+        unknown = sorted(set(train.scenarios) - set(known))
+        if unknown:
+            raise ConfigError("train.scenarios", f"names unknown scenarios {unknown}", f"recorded ones: {known}")
+        chosen = [e for e in chosen if by_index.get(e, {}).get("scenario") in set(train.scenarios)]
+    if train.only_successful:
+        chosen = [e for e in chosen if by_index.get(e, {}).get("success") == "True"]
+    if not chosen:
+        raise ConfigError("train.episodes", "selects no episode", "loosen train.scenarios / only_successful / episodes")
+    return chosen
+
+
+def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> None:
+    features = infos[0]["features"]
+    for info, run_id in zip(infos[1:], ids[1:], strict=True):
+        if info["features"].keys() != features.keys() or info["fps"] != infos[0]["fps"]:
+            raise ConfigError(
+                "dataset_run", f"mixes datasets with different features or fps ({ids[0]} vs {run_id})", "train on one"
+            )
+    images = [k for k, f in features.items() if f["dtype"] in ("video", "image")]
+    if cfg.policy.type in IMAGE_POLICIES and not images:
+        raise ConfigError(
+            "dataset_run",
+            f"has no camera images, and policy={cfg.policy.type} needs at least one",
+            "record with cameras, or pick a dataset that has them",
+        )
+    if cfg.policy.type == "smolvla":
+        folder = Path(cfg.policy.vlm_path)
+        if not (folder / "config.json").exists():
+            raise ConfigError(
+                "policy.vlm_path",
+                f"is {folder}, which is not a model folder (no config.json)",
+                "download the VLM once on a connected machine (e.g. `huggingface-cli download "
+                "HuggingFaceTB/SmolVLM2-500M-Video-Instruct --local-dir <folder>`) and point policy.vlm_path at it",
+            )
+
+
+class TrainProgress:
+    """metrics.csv, the loss plot, a progress bar on a terminal, and log lines."""
+
+    def __init__(self, run: Run, total_steps: int, start_step: int) -> None:
+        self.run, self.total = run, total_steps
+        self.path = run.dir / TRAIN_DIR / METRICS_CSV
+        self.rows: list[dict] = []
+        if self.path.exists():
+            with open(self.path) as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
+        self.started = time.monotonic()
+        self.start_step = start_step
+        self.bar = None
+        if sys.stdout.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+            )  # fmt: skip
+            self.task = self.bar.add_task("train", total=total_steps, completed=start_step, status="")
+            self.bar.start()
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        rate = (step - self.start_step) / max(time.monotonic() - self.started, 1e-9)
+        row = {"step": step, "loss": values.get("loss"), "lr": values.get("lr"), "grad_norm": values.get("grad_norm"),
+               "update_s": values.get("update_s"), "steps_per_s": round(rate, 3)}  # fmt: skip
+        self.rows.append(row)
+        self._write()
+        eta = (self.total - step) / rate if rate > 0 else math.inf
+        status = f"loss {row['loss']:.4f} · {rate:.2f} steps/s"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, status=status)
+        log.info("step %d/%d · %s · eta %s", step, self.total, status, "?" if math.isinf(eta) else f"{eta:.0f} s")
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(exist_ok=True)
+        temporary = self.path.with_name(f".{METRICS_CSV}.tmp")
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["step", "loss", "lr", "grad_norm", "update_s", "steps_per_s"])
+            writer.writeheader()
+            writer.writerows(self.rows)
+        temporary.replace(self.path)
+
+    def plot(self, checkpoints: list[int]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        if not self.rows:
+            return
+        steps = [int(r["step"]) for r in self.rows]
+        losses = [float(r["loss"]) for r in self.rows]
+        figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+        axis.plot(steps, losses, color="#1f77b4", linewidth=1.5)
+        for step in checkpoints:
+            axis.axvline(step, color="#999999", linewidth=0.8, linestyle=":")
+        axis.set(xlabel="step", ylabel="training loss", title=f"{self.run.id} (dotted: checkpoints)")
+        axis.set_yscale("log" if min(losses) > 0 else "linear")
+        axis.grid(alpha=0.3)
+        figure.tight_layout()
+        target = self.run.dir / TRAIN_DIR / LOSS_PNG
+        figure.savefig(target.with_suffix(".tmp.png"))
+        plt.close(figure)
+        target.with_suffix(".tmp.png").replace(target)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _disk_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def _retain(output_dir: Path, keep_last: int | None, keep_steps: list[int], newest: int, checkpoints) -> list[int]:
+    """Delete checkpoints outside the last K and keep_steps; the newest is never deleted."""
+    if keep_last is None:
+        return []
+    steps = sorted(checkpoints)
+    keep = set(steps[-keep_last:]) | set(keep_steps) | {newest}
+    deleted = []
+    for step in steps:
+        if step not in keep:
+            shutil.rmtree(checkpoints[step])
+            deleted.append(step)
+    return deleted
+
+
+def train(cfg: DictConfig, ctx: StageContext) -> None:
+    from runner.lerobot_adapter import training
+
+    previous = None
+    if cfg.resume is not None:
+        try:
+            previous = outputs.resolve_run(ctx.outputs_root, cfg.resume, stage="train")
+        except outputs.RunReferenceError as error:
+            raise ConfigError("resume", str(error).rstrip("."), "give the id of a train run") from None
+        if training.last_step(previous.path / TRAIN_DIR) is None:
+            raise ConfigError("resume", f"names train run {previous.id}, which saved no checkpoint", "train anew")
+        cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
+    schedule_steps = save_schedule(cfg.train)
+    try:
+        device = training.resolve_device(cfg.train.device.value)
+    except ValueError as error:
+        raise ConfigError("train.device", str(error), "use train.device=auto or cpu") from None
+
+    if previous is None:
+        dataset_runs = []
+        for ref in _dataset_refs(cfg):
+            try:
+                dataset_runs.append(outputs.resolve_run(ctx.outputs_root, ref, stage="record"))
+            except outputs.RunReferenceError as error:
+                raise ConfigError("dataset_run", str(error).rstrip("."), "record first, or name a record run") from None
+        infos = [_read_info(r) for r in dataset_runs]
+        ids = [r.id for r in dataset_runs]
+        _check_policy_inputs(cfg, infos, ids)
+        rows = [row for r in dataset_runs for row in _episode_rows(r)]
+        if len(dataset_runs) > 1:  # merged indices follow the runs in order
+            offset, renumbered = 0, []
+            for run_info, info in zip(dataset_runs, infos, strict=True):
+                for row in _episode_rows(run_info):
+                    renumbered.append({**row, "dataset_episode": str(int(row["dataset_episode"]) + offset)})
+                offset += info["total_episodes"]
+            rows = renumbered
+        episodes = select_episodes(rows, sum(i["total_episodes"] for i in infos), cfg.train)
+        policy = training.policy_config(OmegaConf.to_container(cfg.policy, resolve=True), device)
+        run = ctx.start_run(parents=ids)
+    else:
+        run = ctx.resume_run(previous)
+
+    output_dir = run.dir / TRAIN_DIR
+    start_step = training.last_step(output_dir) or 0
+    progress = TrainProgress(run, cfg.train.steps, start_step)
+    lineage = run.record.get("lineage") or {}
+    runner_config = OmegaConf.to_yaml(cfg, resolve=True)
+    saved_checkpoints: dict[int, dict[str, Any]] = {c["step"]: c for c in run.record.get("checkpoints", [])}
+
+    def on_checkpoint(step: int, checkpoint: Path, save_s: float) -> None:
+        pretrained = checkpoint / training.PRETRAINED
+        (pretrained / RUNNER_CONFIG).write_text(run.redactor.text(runner_config))
+        (pretrained / LINEAGE).write_text(json.dumps({**lineage, "train_run": run.id, "step": step}, indent=2))
+        saved_checkpoints[step] = {
+            "step": step,
+            "path": str(checkpoint.relative_to(run.dir)),
+            "size_mb": round(_disk_mb(checkpoint), 2),
+            "save_s": round(save_s, 3),
+        }
+        present = training.checkpoints(output_dir)
+        for gone in _retain(output_dir, cfg.train.keep_checkpoints, list(cfg.train.keep_steps), step, present):
+            log.info("retention: deleted checkpoint %d (keeping the last %s and %s)", gone, cfg.train.keep_checkpoints,
+                     list(cfg.train.keep_steps) or "no pinned steps")  # fmt: skip
+            saved_checkpoints[gone]["deleted"] = True
+        log.info("checkpoint %d saved: %.1f MB in %.2f s -> %s", step, saved_checkpoints[step]["size_mb"], save_s,
+                 checkpoint)  # fmt: skip
+        progress.plot(sorted(training.checkpoints(output_dir)))
+        run.update(checkpoints=[saved_checkpoints[s] for s in sorted(saved_checkpoints)])
+
+    hooks = training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
+    try:
+        if previous is None:
+            root = dataset_runs[0].path / "dataset"
+            repo_id = cfg.dataset.repo_id
+            if len(dataset_runs) > 1:
+                root, repo_id = training.merge(
+                    [(r.path / "dataset") for r in dataset_runs], run.dir / "dataset", f"{cfg.dataset.repo_id}_merged"
+                )
+                run.add_artifact("dataset")
+            lineage = {
+                "dataset_runs": ids,
+                "dataset_roots": [str(r.path / "dataset") for r in dataset_runs],
+                "episodes": episodes,
+                "policy": cfg.policy.type,
+            }
+            run.update(lineage=lineage, train={"device": device, "save_steps": schedule_steps})
+            run.add_artifact(TRAIN_DIR)
+            config = training.pipeline_config(
+                dataset_root=root, repo_id=repo_id, episodes=episodes, policy=policy, output_dir=output_dir,
+                schedule=training.Schedule(
+                    steps=cfg.train.steps, save_steps=schedule_steps, batch_size=cfg.train.batch_size,
+                    lr=cfg.train.lr, seed=cfg.train.seed, num_workers=cfg.train.num_workers,
+                    log_freq=cfg.train.log_freq,
+                ),
+                wandb=cfg.train.wandb.value,
+            )  # fmt: skip
+            training.train(config, schedule_steps, hooks)
+        else:
+            log.info("resuming from checkpoint %d to step %d", start_step, cfg.train.steps)
+            training.resume(output_dir, cfg.train.steps, schedule_steps, hooks)
+    finally:
+        progress.close()
+    kept = training.checkpoints(output_dir)
+    progress.plot(sorted(kept))
+    run.add_artifact(f"{TRAIN_DIR}/{METRICS_CSV}")
+    run.add_artifact(f"{TRAIN_DIR}/{LOSS_PNG}")
+    final = progress.rows[-1] if progress.rows else {}
+    log.info(
+        "trained to step %d; checkpoints kept: %s; final loss %s", cfg.train.steps, sorted(kept), final.get("loss")
+    )
