@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e '.[dev]'
 	@touch $(STAMP)
 
-# Until the train and eval stages land, the demo records the sim_demo dataset: 10 episodes, about 2 min.
+# Until the eval stage lands, the demo records the sim_demo dataset (10 episodes) and trains ACT on it.
 demo: setup
 	$(VENV)/bin/runner record experiment=sim_demo
+	$(VENV)/bin/runner train experiment=sim_demo dataset_run=latest
 	$(VENV)/bin/runner runs --limit 5
 
 test: setup

@@ -104,6 +104,16 @@ def format_config_error(error: BaseException, command: str) -> str:
     if cause is not None:
         return _omegaconf_paragraph(cause, command)
     message = " ".join(str(error).split())
+    key_error = re.search(r"Key '[^']+' not in '([^']+)' full_key: (\S+)", message)
+    if key_error:
+        schema, key = key_error.groups()
+        where = re.search(r"In '([^']+)'", message)
+        source = f" (set in {where.group(1)}.yaml)" if where else ""
+        return (
+            f"Config error: `{key}`{source} is not a key of {schema}. A preset's keys belong to the option it "
+            f"chose; after switching a group (e.g. policy=...) on the command line, drop or change the keys that "
+            f"only the old option has, or use a preset made for the new one."
+        )
     match = re.search(r"Could not override '([^']+)'", message)
     if match:
         return f"Config error: `{match.group(1)}` cannot be overridden: {message}"

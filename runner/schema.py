@@ -230,8 +230,10 @@ class ACTPolicyConfig:
     chunk_size: int = 100
     n_action_steps: int = 100
     dim_model: int = 512
+    dim_feedforward: int = 3200
     n_encoder_layers: int = 4
     n_decoder_layers: int = 1
+    n_vae_encoder_layers: int = 4
     use_vae: bool = True
     vision_backbone: str = "resnet18"
     # None keeps training offline; a local torchvision weights name or path opts in.
@@ -245,6 +247,9 @@ class DiffusionPolicyConfig:
     n_obs_steps: int = 2
     horizon: int = 16
     n_action_steps: int = 8
+    # LeRobot requires horizon - n_action_steps - n_obs_steps + 1.
+    drop_n_last_frames: int = 7
+    down_dims: list[int] = field(default_factory=lambda: [512, 1024, 2048])
     vision_backbone: str = "resnet18"
     pretrained_backbone_weights: str | None = None
     num_train_timesteps: int = 100
@@ -262,6 +267,13 @@ class SmolVLAPolicyConfig:
     n_action_steps: int = 50
     freeze_vision_encoder: bool = True
     train_expert_only: bool = True
+    # Images are resized (with padding) to the VLM's input size.
+    resize_imgs_with_padding: list[int] = field(default_factory=lambda: [512, 512])
+    tokenizer_max_length: int = 48
+    max_state_dim: int = 32
+    max_action_dim: int = 32
+    scheduler_warmup_steps: int = 1000
+    scheduler_decay_steps: int = 30000
 
 
 # --- train / eval ------------------------------------------------------------------------------------

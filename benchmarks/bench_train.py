@@ -1,0 +1,84 @@
+"""Training figures: `runner train` against LeRobot's own `lerobot-train` CLI, same dataset and config.
+
+1. Steps/s end to end (process start to exit, same steps, same policy, same dataset, one checkpoint at the
+   end), runner vs lerobot-train, same run (goal >= 0.97x).
+2. Checkpoint size and save time per policy (ACT as sim_demo uses it, Diffusion at LeRobot's sizes).
+3. Peak RAM (max RSS) of `runner train` with ACT on the sim_demo dataset.
+
+Records a small sim_demo dataset first (or reuses --dataset-run from RUNNER_OUTPUTS).
+Usage: .venv/bin/python benchmarks/bench_train.py [--steps 60] [--episodes 3]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = REPO / ".venv" / "bin"
+ACT_SMALL = {"chunk_size": 10, "n_action_steps": 10, "dim_model": 64, "dim_feedforward": 256,
+             "n_encoder_layers": 1, "n_decoder_layers": 1, "n_vae_encoder_layers": 1}  # fmt: skip
+
+
+def timed(command: list[str], env: dict) -> tuple[float, int]:
+    """Wall seconds and the peak RSS (MB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--episodes", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = Path(tmp) / "outputs"
+        env = {**os.environ, "RUNNER_OUTPUTS": str(outputs), "HF_HUB_OFFLINE": "1"}
+        subprocess.run(
+            [str(BIN / "runner"), "record", "experiment=sim_demo", "episode.realtime=false",
+             f"episode.num_episodes={args.episodes}"], env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        [dataset] = outputs.rglob("dataset/meta/info.json")
+        dataset = dataset.parent.parent
+        common = ["experiment=sim_demo", "train.num_workers=0", "train.batch_size=8", "train.log_freq=10",
+                  f"train.steps={args.steps}", f"train.save_freq={args.steps}"]  # fmt: skip
+        runner_s, runner_peak = timed([str(BIN / "runner"), "train", *common], env)
+        lerobot = [
+            str(BIN / "lerobot-train"), "--dataset.repo_id=local/sim_demo", f"--dataset.root={dataset}",
+            "--dataset.video_backend=pyav", "--policy.type=act", "--policy.device=cpu", "--policy.push_to_hub=false",
+            "--policy.pretrained_backbone_weights=null", *(f"--policy.{k}={v}" for k, v in ACT_SMALL.items()),
+            f"--output_dir={Path(tmp) / 'lerobot-train'}", "--num_workers=0", "--batch_size=8", "--log_freq=10",
+            f"--steps={args.steps}", f"--save_freq={args.steps}", "--seed=1000",
+        ]  # fmt: skip
+        lerobot_s, _ = timed(lerobot, env)
+        print(f"training, ACT (sim_demo size) on {args.episodes} sim_demo episodes, {args.steps} steps, batch 8, CPU")
+        print(f"  runner train       {args.steps / runner_s:5.2f} steps/s end to end ({runner_s:.1f} s)")
+        print(f"  lerobot-train      {args.steps / lerobot_s:5.2f} steps/s end to end ({lerobot_s:.1f} s)")
+        print(f"  ratio              {lerobot_s / runner_s:5.2f} x   (goal >= 0.97 x)")
+        print(f"  peak RAM of runner train: {runner_peak} MB")
+        diffusion_overrides = ["policy=diffusion", "train.steps=2", "train.save_freq=2"]
+        subprocess.run([str(BIN / "runner"), "train", *common[:4], *diffusion_overrides], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        print("checkpoints (model + optimizer + processors)")
+        for run_json in sorted(outputs.rglob("run.json")):
+            record = json.loads(run_json.read_text())
+            if record["stage"] != "train" or not record.get("checkpoints"):
+                continue
+            config = (run_json.parent / ".hydra" / "config.yaml").read_text()
+            policy = "diffusion" if "type: diffusion" in config else "act (sim_demo)"
+            last = record["checkpoints"][-1]
+            print(f"  {policy:<16} {last['size_mb']:8.1f} MB · saved in {last['save_s']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

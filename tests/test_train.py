@@ -1,0 +1,195 @@
+"""`runner train`: LeRobot checkpoints on a schedule, lineage, retention, resume after SIGKILL, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_dirs, run_runner
+
+TINY_ACT = ["policy.dim_model=32", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
+            "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5"]  # fmt: skip
+TRAIN = ["experiment=sim_demo", "train.num_workers=0", "train.batch_size=2", "train.log_freq=5"]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """An outputs root holding one tiny record run (2 simulated episodes)."""
+    root = tmp_path_factory.mktemp("train") / "outputs"
+    result = run_runner(
+        "record", "experiment=sim_demo", "episode.num_episodes=2", "episode.realtime=false",
+        env={"RUNNER_OUTPUTS": str(root)}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+def _train(root: Path, *overrides: str, timeout: float = 900):
+    return run_runner("train", *TRAIN, *overrides, env={"RUNNER_OUTPUTS": str(root)}, timeout=timeout)
+
+
+def _train_runs(root: Path) -> list[Path]:
+    return [d for d in run_dirs(root) if "-train-" in d.name]
+
+
+def _load_and_act(checkpoint: Path, dataset_root: Path):
+    import torch
+    from lerobot.policies.factory import make_pre_post_processors
+
+    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.training import load_policy
+
+    policy = load_policy(checkpoint)
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint / "pretrained_model"))
+    item = load_dataset(dataset_root, "local/sim_demo")[0]
+    batch = {k: v.unsqueeze(0) for k, v in item.items() if k.startswith("observation")}
+    batch["task"] = [item["task"]]
+    policy.eval()
+    with torch.no_grad():
+        return post(policy.select_action(pre(batch)))
+
+
+@pytest.mark.slow
+def test_tiny_act_run_saves_loadable_checkpoints_with_lineage(recorded):
+    before = set(_train_runs(recorded))
+    result = _train(recorded, "train.steps=20", "train.save_freq=10", *TINY_ACT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = set(_train_runs(recorded)) - before
+    [record_dir] = [d for d in run_dirs(recorded) if "-record-" in d.name]
+    checkpoints = run_dir / "train" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["000010", "000020", "last"]
+    assert (checkpoints / "last").resolve().name == "000020"
+    for step in ("000010", "000020"):
+        action = _load_and_act(checkpoints / step, record_dir / "dataset")
+        assert tuple(action.shape) == (1, 6)
+    pretrained = checkpoints / "000020" / "pretrained_model"
+    lineage = json.loads((pretrained / "runner_lineage.json").read_text())
+    assert lineage["dataset_runs"] == [record_dir.name] and lineage["train_run"] == run_dir.name
+    assert "dim_model: 32" in (pretrained / "runner_config.yaml").read_text()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["parents"] == [record_dir.name]
+    assert [c["step"] for c in record["checkpoints"]] == [10, 20]
+    assert all(c["size_mb"] > 0 for c in record["checkpoints"])
+    metrics = (run_dir / "train" / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("step,loss,lr") and [m.split(",")[0] for m in metrics[1:]] == ["5", "10", "15", "20"]
+    assert (run_dir / "train" / "loss.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
+    before = set(_train_runs(recorded))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "train", *TRAIN, "train.steps=30", "train.save_freq=10", *TINY_ACT],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "RUNNER_OUTPUTS": str(recorded)},
+    )  # fmt: skip
+    for line in process.stderr:
+        if "checkpoint 10 saved" in line:
+            break
+    process.kill()
+    process.wait(timeout=30)
+    [run_dir] = set(_train_runs(recorded)) - before
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "running"  # shown as stale
+
+    resumed = run_runner("train", f"resume={run_dir.name}", env={"RUNNER_OUTPUTS": str(recorded)}, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from checkpoint 10 to step 30" in resumed.stderr
+    state = run_dir / "train" / "checkpoints" / "last" / "training_state"
+    assert json.loads((state / "training_step.json").read_text())["step"] == 30
+    from safetensors.torch import load_file
+
+    optimizer = load_file(state / "optimizer_state.safetensors")
+    adam_steps = {float(v) for k, v in optimizer.items() if k.endswith("/step")}
+    assert adam_steps == {30.0}, "the optimizer continued from step 10 rather than starting again"
+    rows = (run_dir / "train" / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [5, 10, 15, 20, 25, 30]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "succeeded" and record["resumes"][0]["from_status"] == "stale"
+
+
+@pytest.mark.slow
+def test_diffusion_trains_a_few_steps(recorded):
+    result = _train(
+        recorded, "policy=diffusion", "train.steps=4", "train.save_freq=2", "policy.down_dims=[16,32]",
+        "policy.horizon=8", "policy.n_action_steps=4", "policy.drop_n_last_frames=3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = sorted(_train_runs(recorded))[-1]
+    assert sorted(p.name for p in (run_dir / "train" / "checkpoints").iterdir()) == ["000002", "000004", "last"]
+
+
+@pytest.mark.slow
+def test_smolvla_trains_from_a_local_stand_in_vlm(recorded, tmp_path):
+    from tiny_vlm import build_tiny_vlm
+
+    vlm = build_tiny_vlm(tmp_path / "tiny-smolvlm")
+    result = _train(
+        recorded, "policy=smolvla", f"policy.vlm_path={vlm}", "policy.load_vlm_weights=false",
+        "policy.resize_imgs_with_padding=[64,64]", "policy.chunk_size=5", "policy.n_action_steps=5",
+        "policy.max_state_dim=8", "policy.max_action_dim=8", "policy.tokenizer_max_length=16",
+        "policy.scheduler_warmup_steps=1", "policy.scheduler_decay_steps=10", "train.steps=3", "train.save_freq=3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = sorted(_train_runs(recorded))[-1]
+    config = json.loads((run_dir / "train" / "checkpoints" / "000003" / "pretrained_model" / "config.json").read_text())
+    assert config["type"] == "smolvla" and config["vlm_model_name"] == str(vlm)
+
+
+def _fake_record_run(root: Path, features: dict) -> str:
+    run_id = "20261124-000000-000-record-fake"
+    meta = root / "default" / run_id / "dataset" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "info.json").write_text(json.dumps({"fps": 10, "total_episodes": 1, "features": features}))
+    (meta.parent.parent / "run.json").write_text(json.dumps({"id": run_id, "stage": "record", "status": "succeeded"}))
+    return run_id
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (["dataset_run=nope"], ["`dataset_run`", "matches no record run"]),
+        (["train.steps=10", "train.save_freq=20"], ["`train.save_freq`", "more than train.steps"]),
+        (["train.save_steps=[5,50]", "train.steps=10"], ["`train.save_steps`", "[50]"]),
+        (["train.device=cuda"], ["`train.device`", "not available"]),
+        (["policy=smolvla", "policy.vlm_path=/nonexistent"], ["`policy.vlm_path`", "huggingface-cli download"]),
+        (["policy=smolvla"], ["`policy.vlm_path`", "has no value"]),
+        (["train.scenarios=[nope]"], ["`train.scenarios`", "unknown scenarios"]),
+        (["resume=nope"], ["`resume`", "matches no train run"]),
+    ],
+    ids=["unknown-run", "save-freq", "save-steps", "device", "vlm-folder", "vlm-missing", "scenario", "resume"],
+)
+def test_bad_train_input_fails_before_training(overrides, words, outputs_root):
+    _fake_record_run(outputs_root, {"observation.images.side": {"dtype": "video"}, "action": {"dtype": "float32"}})
+    result = run_runner("train", *TRAIN, *overrides)
+    assert result.returncode == 2, result.stderr[-2000:]
+    [message] = [line for line in result.stderr.splitlines() if line.startswith("Config error")]
+    for word in words:
+        assert word in message
+    assert [d.name for d in run_dirs(outputs_root)] == ["20261124-000000-000-record-fake"], "no train run created"
+
+
+def test_a_dataset_without_images_is_refused_for_an_image_policy(outputs_root):
+    _fake_record_run(outputs_root, {"observation.state": {"dtype": "float32"}, "action": {"dtype": "float32"}})
+    result = run_runner("train", *TRAIN)
+    assert result.returncode == 2
+    assert "has no camera images, and policy=act needs at least one" in result.stderr
+
+
+def test_schedule_and_retention_rules(tmp_path):
+    from omegaconf import OmegaConf
+
+    from runner.stages.train import _retain, save_schedule
+
+    train = OmegaConf.create({"steps": 100, "save_freq": 30, "save_steps": None})
+    assert save_schedule(train) == [30, 60, 90, 100], "the last step is always saved"
+    train.save_steps = [10, 50]
+    assert save_schedule(train) == [10, 50, 100]
+    checkpoints = {}
+    for step in (10, 20, 30, 40, 50):
+        (tmp_path / str(step)).mkdir()
+        checkpoints[step] = tmp_path / str(step)
+    assert _retain(tmp_path, 2, [10], 50, checkpoints) == [20, 30]
+    assert sorted(int(p.name) for p in tmp_path.iterdir()) == [10, 40, 50]
+    assert _retain(tmp_path, None, [], 50, {}) == [], "keep_checkpoints=null keeps everything"
