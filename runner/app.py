@@ -109,6 +109,15 @@ class StageContext:
     run: Run | None = None
     _log_handler: logging.Handler | None = field(default=None, repr=False)
 
+    def find_run(self, key: str, ref: str, stage: str) -> outputs.RunInfo:
+        """The run a config key refers to (id, prefix, latest); a miss is a config error naming that key."""
+        try:
+            return outputs.resolve_run(self.outputs_root, ref, stage=stage)
+        except outputs.RunReferenceError as error:
+            raise ConfigError(
+                key, str(error).rstrip("."), f"give the id of a {stage} run (see `runner runs`)"
+            ) from None
+
     def start_run(self, parents: Sequence[str] = ()) -> Run:
         """Create the run directory and record; call once, after validation, before touching anything."""
         if self.run is not None:

@@ -43,6 +43,27 @@ def run_probe(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | No
     )
 
 
+def start_runner(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """`runner ARGS` in the background, its log (stderr) readable line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **popen,
+    )
+
+
+def wait_for_log(process: subprocess.Popen, *words: str) -> None:
+    """Read the process's log until a line holds every word."""
+    for line in process.stderr:
+        if all(word in line for word in words):
+            return
+    raise AssertionError(f"the process ended without logging {words}")
+
+
 def start_probe(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(PROBE), *args],

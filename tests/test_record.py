@@ -5,12 +5,10 @@ import json
 import os
 import pty
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO, run_dirs, run_runner
+from conftest import run_dirs, run_runner, start_runner, wait_for_log
 
 FAST = ["experiment=sim_demo", "episode.realtime=false"]
 
@@ -71,13 +69,8 @@ def test_record_with_no_overrides_records_the_default_sim_dataset(outputs_root):
 
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_root):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "record", *FAST, "episode.num_episodes=4"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    for line in process.stderr:
-        if "episode 2/4" in line and "kept" in line:
-            break
+    process = start_runner("record", *FAST, "episode.num_episodes=4")
+    wait_for_log(process, "episode 2/4", "kept")
     time.sleep(2.0)  # well into episode 3
     process.kill()
     process.wait(timeout=30)
@@ -102,10 +95,9 @@ def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_r
 @pytest.mark.slow
 def test_keys_over_a_terminal_end_rerecord_and_stop(outputs_root):
     master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "record", "experiment=sim_demo", "episode.realtime=true",
-         "episode.early_stop.on_success=false", "episode.early_stop.idle_s=null", "episode.episode_time_s=60"],
-        cwd=REPO, stdin=slave, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    process = start_runner(
+        "record", "experiment=sim_demo", "episode.realtime=true", "episode.early_stop.on_success=false",
+        "episode.early_stop.idle_s=null", "episode.episode_time_s=60", stdin=slave,
     )  # fmt: skip
     os.close(slave)
     sent = []
@@ -178,13 +170,8 @@ def test_record_is_listed_by_help_and_composes():
 
 
 def test_sigterm_stops_recording_cleanly(outputs_root):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "record", *FAST, "episode.num_episodes=3"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    for line in process.stderr:
-        if "recording 3 episodes" in line:
-            break
+    process = start_runner("record", *FAST, "episode.num_episodes=3")
+    wait_for_log(process, "recording 3 episodes")
     time.sleep(1.0)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)

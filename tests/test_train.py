@@ -1,13 +1,10 @@
 """`runner train`: LeRobot checkpoints on a schedule, lineage, retention, resume after SIGKILL, bad input."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_dirs, run_runner
+from conftest import run_dirs, run_runner, start_runner, wait_for_log
 
 TINY_ACT = ["policy.dim_model=32", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
             "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5"]  # fmt: skip
@@ -80,14 +77,10 @@ def test_tiny_act_run_saves_loadable_checkpoints_with_lineage(recorded):
 @pytest.mark.slow
 def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
     before = set(_train_runs(recorded))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "train", *TRAIN, "train.steps=30", "train.save_freq=10", *TINY_ACT],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "RUNNER_OUTPUTS": str(recorded)},
-    )  # fmt: skip
-    for line in process.stderr:
-        if "checkpoint 10 saved" in line:
-            break
+    process = start_runner(
+        "train", *TRAIN, "train.steps=30", "train.save_freq=10", *TINY_ACT, env={"RUNNER_OUTPUTS": str(recorded)}
+    )
+    wait_for_log(process, "checkpoint 10 saved")
     process.kill()
     process.wait(timeout=30)
     [run_dir] = set(_train_runs(recorded)) - before

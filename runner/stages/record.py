@@ -19,7 +19,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner import outputs
 from runner.app import Run, StageContext, resumed_config
 from runner.errors import ConfigError
 from runner.keys import HELP as KEYS_HELP
@@ -271,10 +270,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
 
     previous = None
     if cfg.resume is not None:
-        try:
-            previous = outputs.resolve_run(ctx.outputs_root, cfg.resume, stage="record")
-        except outputs.RunReferenceError as error:
-            raise ConfigError("resume", str(error).rstrip("."), "give the id of a record run") from None
+        previous = ctx.find_run("resume", cfg.resume, "record")
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     _check_config(cfg)
     plan = episode_plan(cfg)

@@ -225,10 +225,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
 
     previous = None
     if cfg.resume is not None:
-        try:
-            previous = outputs.resolve_run(ctx.outputs_root, cfg.resume, stage="train")
-        except outputs.RunReferenceError as error:
-            raise ConfigError("resume", str(error).rstrip("."), "give the id of a train run") from None
+        previous = ctx.find_run("resume", cfg.resume, "train")
         if training.last_step(previous.path / TRAIN_DIR) is None:
             raise ConfigError("resume", f"names train run {previous.id}, which saved no checkpoint", "train anew")
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
@@ -239,12 +236,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
         raise ConfigError("train.device", str(error), "use train.device=auto or cpu") from None
 
     if previous is None:
-        dataset_runs = []
-        for ref in _dataset_refs(cfg):
-            try:
-                dataset_runs.append(outputs.resolve_run(ctx.outputs_root, ref, stage="record"))
-            except outputs.RunReferenceError as error:
-                raise ConfigError("dataset_run", str(error).rstrip("."), "record first, or name a record run") from None
+        dataset_runs = [ctx.find_run("dataset_run", ref, "record") for ref in _dataset_refs(cfg)]
         infos = [_read_info(r) for r in dataset_runs]
         ids = [r.id for r in dataset_runs]
         _check_policy_inputs(cfg, infos, ids)
