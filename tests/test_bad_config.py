@@ -6,7 +6,7 @@ from conftest import run_probe
 # (overrides, words the error must contain)
 CORPUS = [
     (["robot=so101_folower"], ["`robot=so101_folower`", "so101_follower", "Valid choices"]),
-    (["policy=smolvl"], ["`policy=smolvl`", "Did you mean `policy=smolvla`", "act, diffusion, smolvla"]),
+    (["policy=smolvl"], ["`policy=smolvl`", "Did you mean `policy=smolvla`", "act, act_small, diffusion, smolvla"]),
     (["experiment=playdough"], ["`experiment=playdough`", "experiments/", "sim_demo", "so101_pick_place"]),
     (["episode.fpss=30"], ["`episode.fpss`", "Did you mean `episode.fps`", "Valid keys"]),
     (["train.stepz=10"], ["`train.stepz`", "train.steps"]),

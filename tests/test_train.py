@@ -186,3 +186,29 @@ def test_schedule_and_retention_rules(tmp_path):
     assert _retain(tmp_path, 2, [10], 50, checkpoints) == [20, 30]
     assert sorted(int(p.name) for p in tmp_path.iterdir()) == [10, 40, 50]
     assert _retain(tmp_path, None, [], 50, {}) == [], "keep_checkpoints=null keeps everything"
+
+
+@pytest.mark.slow
+def test_two_record_runs_merge_and_a_checkpoint_is_a_starting_point(recorded):
+    second = run_runner(
+        "record", "experiment=sim_demo", "episode.num_episodes=1", "episode.realtime=false", "episode.seed=100",
+        env={"RUNNER_OUTPUTS": str(recorded)}, timeout=600,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    records = sorted(d.name for d in run_dirs(recorded) if "-record-" in d.name)
+    before = set(_train_runs(recorded))
+    merged = _train(recorded, f"dataset_run=[{records[0]},{records[1]}]", "train.steps=2", "train.save_freq=2",
+                    *TINY_ACT)  # fmt: skip
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    [run_dir] = set(_train_runs(recorded)) - before
+    info = json.loads((run_dir / "dataset" / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == 3, "2 + 1 episodes, merged by LeRobot into the train run"
+    assert sorted(json.loads((run_dir / "run.json").read_text())["parents"]) == records
+
+    checkpoint = run_dir / "train" / "checkpoints" / "000002" / "pretrained_model"
+    finetuned = _train(recorded, f"policy.pretrained_path={checkpoint}", "train.steps=2", "train.save_freq=2",
+                       *TINY_ACT)  # fmt: skip
+    assert finetuned.returncode == 0, finetuned.stderr[-3000:]
+    newest = sorted(_train_runs(recorded))[-1]
+    saved = newest / "train" / "checkpoints" / "000002" / "pretrained_model" / "train_config.json"
+    assert json.loads(saved.read_text())["policy"]["pretrained_path"] == str(checkpoint)
