@@ -24,11 +24,21 @@ class OperatorStyle:
     learning_rate: float = 0.0
 
 
+# lerobot-env-so101's controller is tuned for 10 Hz: its step size and phase timeouts count control steps.
+CONTROLLER_PERIOD_S = 0.1
+
+
 class ScriptedOperator:
+    """Decides like the 10 Hz controller it wraps, whatever the recording fps: between its decisions it holds
+    the last joint targets, as a hand on a leader arm would."""
+
     def __init__(self, world: PickPlaceWorld, style: OperatorStyle) -> None:
         self.world = world
         self.style = style
         self.controller = PickPlaceController()
+        self._frames_per_decision = max(1, round(CONTROLLER_PERIOD_S / world.control_dt))
+        self._frame = 0
+        self._targets: dict[str, float] | None = None
         self.rng = np.random.default_rng(0)
         self._fumble_at: int | None = None
         self._steps = 0
@@ -43,8 +53,18 @@ class ScriptedOperator:
         fails = self.rng.random() < self.style.failure_rate
         self._fumble_at = int(self.rng.integers(2, 8)) if fails else None
         self._steps = 0
+        self._frame = 0
+        self._targets = None
 
     def act(self) -> dict[str, float]:
+        if self._targets is not None and self._frame % self._frames_per_decision:
+            self._frame += 1
+            return self._targets
+        self._frame += 1
+        self._targets = self._decide()
+        return self._targets
+
+    def _decide(self) -> dict[str, float]:
         world = self.world
         action = self.controller.act(world.grasp_position, world.block_position, world.target_position)
         delta = np.clip(action[:3] * self.speed, -1.0, 1.0)
