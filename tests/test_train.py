@@ -212,3 +212,19 @@ def test_two_record_runs_merge_and_a_checkpoint_is_a_starting_point(recorded):
     newest = sorted(_train_runs(recorded))[-1]
     saved = newest / "train" / "checkpoints" / "000002" / "pretrained_model" / "train_config.json"
     assert json.loads(saved.read_text())["policy"]["pretrained_path"] == str(checkpoint)
+
+
+@pytest.mark.slow
+def test_wandb_offline_never_writes_the_key(recorded):
+    key = "wandbkey0123456789abcdef0123456789abcdef"
+    before = set(_train_runs(recorded))
+    result = run_runner(
+        "train", *TRAIN, "train.wandb=offline", "train.steps=2", "train.save_freq=2", *TINY_ACT,
+        env={"RUNNER_OUTPUTS": str(recorded), "WANDB_API_KEY": key}, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = set(_train_runs(recorded)) - before
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert any("wandb" in str(p) for p in files), "the offline W&B run is kept with the train run"
+    for path in files:
+        assert key.encode() not in path.read_bytes(), f"the W&B key leaked into {path}"
