@@ -5,13 +5,13 @@ restored after every call: ``should_save_checkpoint`` (an explicit checkpoint sc
 ``MetricsTracker`` records (exact step/loss/lr values, not parsed text) and ``update_last_checkpoint``
 (called once a checkpoint is completely written). ``init_logging`` clears the root logger's handlers, so
 runner's own (console and run.log) are put back after it. Resume state is read by LeRobot from
-``sys.argv`` (``--config_path``); that is set here for the duration of the call and nowhere else.
+``sys.argv`` (``--config_path``); that is set here for the duration of the call and nowhere else. LeRobot's
+tqdm bar is silenced the same way: runner draws its own progress, and the bar would fill run.log.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -127,7 +127,7 @@ def _is_number(value: Any) -> bool:
 def _hooked(save_steps: list[int], hooks: Hooks, argv: list[str]) -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    names = ("should_save_checkpoint", "save_checkpoint", "update_last_checkpoint", "init_logging")
+    names = ("should_save_checkpoint", "save_checkpoint", "update_last_checkpoint", "init_logging", "tqdm")
     originals = {name: getattr(lerobot_train, name) for name in names}
     wanted = set(save_steps)
     save_seconds = [0.0]
@@ -150,12 +150,16 @@ def _hooked(save_steps: list[int], hooks: Hooks, argv: list[str]) -> Iterator[No
         root.handlers[:] = handlers
         root.setLevel(level)
 
+    def tqdm(*args: Any, **kwargs: Any) -> Any:
+        return originals["tqdm"](*args, **{**kwargs, "disable": True})
+
     tap = _MetricsTap(hooks.on_metrics)
     saved_argv = sys.argv
     lerobot_train.should_save_checkpoint = should_save_checkpoint
     lerobot_train.save_checkpoint = save_checkpoint
     lerobot_train.update_last_checkpoint = update_last_checkpoint
     lerobot_train.init_logging = init_logging
+    lerobot_train.tqdm = tqdm
     root.addFilter(tap)
     sys.argv = argv
     try:
@@ -167,11 +171,6 @@ def _hooked(save_steps: list[int], hooks: Hooks, argv: list[str]) -> Iterator[No
             setattr(lerobot_train, name, original)
         root.handlers[:] = handlers
         root.setLevel(level)
-
-
-# runner draws its own progress (a rich bar on a terminal, log lines elsewhere): LeRobot's tqdm bar would
-# fill run.log with carriage returns.
-os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def train(config: TrainPipelineConfig, save_steps: list[int], hooks: Hooks) -> None:
