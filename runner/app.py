@@ -318,7 +318,7 @@ def _scrub_secrets(node: Any, redactor: Redactor, path: str = "") -> list[str]:
     Stages write config values into datasets and checkpoints, so a token pasted into a value (or an
     ``${oc.env:HF_TOKEN}``) must be gone before any stage sees the config.
     """
-    from omegaconf import ListConfig, open_dict
+    from omegaconf import ListConfig
 
     touched = []
     keys = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
@@ -330,16 +330,9 @@ def _scrub_secrets(node: Any, redactor: Redactor, path: str = "") -> list[str]:
         if isinstance(value, (DictConfig, ListConfig)):
             touched += _scrub_secrets(value, redactor, full)
         elif isinstance(value, str) and redactor.text(value) != value:
-            with open_dict(node) if isinstance(node, DictConfig) else _nullcontext():
-                node[key] = redactor.text(value)
+            node[key] = redactor.text(value)  # an existing key: no struct flag to lift
             touched.append(full)
     return touched
-
-
-def _nullcontext() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext:
