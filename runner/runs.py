@@ -106,6 +106,13 @@ def _show(run: outputs.RunInfo, as_json: bool) -> None:
         ),
         "artifacts": ", ".join(record.get("artifacts", [])) or "-",
     }
+    if record.get("episodes"):
+        rows["episodes"] = ", ".join(f"{k} {v}" for k, v in record["episodes"].items())
+    if record.get("checkpoints"):
+        rows["checkpoints"] = ", ".join(
+            f"{c['step']} ({c['size_mb']:.0f} MB{', deleted' if c.get('deleted') else ''})"
+            for c in record["checkpoints"]
+        )
     if record.get("error"):
         rows["error"] = f"{record['error'].get('type')}: {record['error'].get('message')}"
     for key, value in rows.items():
