@@ -193,7 +193,10 @@ def test_references_resolve_by_id_prefix_and_latest(tmp_path):
 
 def test_runs_filters_and_show(tmp_path):
     _fake_run(tmp_path, "a", "20261124-153012-483-record-7f3a", "record")
-    _fake_run(tmp_path, "a", "20261124-153512-001-train-aaaa", "train", status="failed")
+    train_dir = _fake_run(tmp_path, "a", "20261124-153512-001-train-aaaa", "train", status="failed")
+    record = json.loads((train_dir / "run.json").read_text())
+    record["checkpoints"] = [{"step": 10, "size_mb": 12.0, "deleted": True}, {"step": 20, "size_mb": 12.0}]
+    (train_dir / "run.json").write_text(json.dumps(record))
     _fake_run(tmp_path, "b", "20261124-160000-000-record-bbbb", "record")
     listed = json.loads(run_runner("runs", "--json", "--outputs", str(tmp_path)).stdout)
     assert [r["id"][-4:] for r in listed] == ["bbbb", "aaaa", "7f3a"], "newest first"
@@ -207,6 +210,7 @@ def test_runs_filters_and_show(tmp_path):
     assert "7f3a" in table.stdout and "bbbb" not in table.stdout
     shown = run_runner("runs", "show", "latest:train", "--outputs", str(tmp_path))
     assert shown.returncode == 0 and "20261124-153512-001-train-aaaa" in shown.stdout
+    assert "10 (12 MB, deleted), 20 (12 MB)" in shown.stdout
     missing = run_runner("runs", "show", "nope", "--outputs", str(tmp_path))
     assert missing.returncode == 1 and "matches no run" in missing.stderr
 
