@@ -11,6 +11,7 @@ run.json files on every call; there is no database to get out of step with the f
 
 from __future__ import annotations
 
+import csv
 import difflib
 import json
 import os
@@ -18,11 +19,11 @@ import secrets
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
@@ -63,19 +64,35 @@ def create_unique_dir(parent: Path, kind: str) -> tuple[str, Path]:
         return run_id, path
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers only ever see the old file or the complete new one."""
+def _replace_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Write through ``write`` so that readers only ever see the old file or the complete new one."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    def write(f: TextIO) -> None:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+
+    _replace_atomically(path, write)
+
+
+def write_csv_atomic(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
+    def write(f: TextIO) -> None:
+        writer = csv.DictWriter(f, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    _replace_atomically(path, write)
 
 
 # --- reading the tree --------------------------------------------------------------------------------

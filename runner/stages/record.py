@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner import outputs
 from runner.app import Run, StageContext, resumed_config
 from runner.errors import ConfigError
 from runner.keys import HELP as KEYS_HELP
@@ -131,17 +130,8 @@ class EpisodeTable:
         self._write()
 
     def _write(self) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        with open(temporary, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EPISODE_COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.path)
-        for copy in self.copies:
-            if copy.parent.exists():
-                shutil.copyfile(self.path, copy)
+        for path in (self.path, *(copy for copy in self.copies if copy.parent.exists())):
+            outputs.write_csv_atomic(path, EPISODE_COLUMNS, self.rows)
 
 
 class EpisodesRejected(RuntimeError):

@@ -167,12 +167,7 @@ class TrainProgress:
 
     def _write(self) -> None:
         self.path.parent.mkdir(exist_ok=True)
-        temporary = self.path.with_name(f".{METRICS_CSV}.tmp")
-        with open(temporary, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["step", "loss", "lr", "grad_norm", "update_s", "steps_per_s"])
-            writer.writeheader()
-            writer.writerows(self.rows)
-        temporary.replace(self.path)
+        outputs.write_csv_atomic(self.path, ["step", "loss", "lr", "grad_norm", "update_s", "steps_per_s"], self.rows)
 
     def plot(self, checkpoints: list[int]) -> None:
         import matplotlib
