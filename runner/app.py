@@ -31,6 +31,11 @@ CONF_DIR = outputs.repo_root() / "conf"
 SWEEP_ID_ENV = "RUNNER_SWEEP_ID"
 # Set once the sweep directory exists, so that every job (even one sweeping `experiment=`) lands in it.
 SWEEP_DIR_ENV = "RUNNER_SWEEP_DIR"
+# Set by `sweep.resume=`: the jobs of the sweep that already succeeded are skipped.
+SWEEP_RESUME_ENV = "RUNNER_SWEEP_RESUME"
+STAGE_ENV = "RUNNER_STAGE"
+# Set by `runner pipeline` for the stages it starts: their run.json names the pipeline run.
+PIPELINE_ENV = "RUNNER_PIPELINE_RUN"
 DEFAULT_EXPERIMENT = "default"
 log = logging.getLogger("runner")
 
@@ -148,6 +153,7 @@ class StageContext:
             "process": _process_identity(),
             "parents": list(parents),
             "sweep": None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]},
+            "pipeline": os.environ.get(PIPELINE_ENV),
             "artifacts": [".hydra/config.yaml", "run.log"],
             "error": None,
         }
@@ -355,6 +361,34 @@ def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext
     )
 
 
+def _job_key(overrides: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(o for o in overrides if not o.startswith("sweep.resume=")))
+
+
+def _succeeded_job_run(ctx: StageContext) -> outputs.RunInfo | None:
+    """In a resumed sweep, the earlier run of this job (same overrides) that succeeded, if any."""
+    if ctx.sweep is None:
+        return None
+    sweep = outputs.SweepInfo({}, ctx.sweep["dir"])
+    key = _job_key(ctx.redactor.override(o) for o in ctx.overrides)
+    for run in sweep.runs():
+        if run.status == "succeeded" and _job_key(run.record.get("overrides", [])) == key:
+            return run
+    return None
+
+
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine (1 outside a sweep or with the basic launcher)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    if str(hydra_cfg.mode) != "RunMode.MULTIRUN" or "joblib" not in str(hydra_cfg.launcher.get("_target_", "")):
+        return 1
+    cpus = os.cpu_count() or 1
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or -1)
+    return cpus if n_jobs < 0 else min(n_jobs, cpus)
+
+
 def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
     """The Hydra task function body: validate, run the stage, and close its run record on every path."""
     try:
@@ -370,6 +404,10 @@ def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
         ctx.redactor.add_values(secret_values_in(OmegaConf.to_container(cfg, resolve=True)))
         for key in _scrub_secrets(cfg, ctx.redactor):
             log.warning("`%s` held a secret (a token or key); it was replaced by %s", key, REDACTED)
+        done = _succeeded_job_run(ctx) if os.environ.get(SWEEP_RESUME_ENV) else None
+        if done is not None:
+            log.info("job %d already succeeded as run %s: skipped", ctx.sweep["job"], done.id)
+            return None
         entry = stage.load()
         result = entry(cfg, ctx)
         if ctx.run is None:
@@ -398,16 +436,30 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **_: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        self._sweep_file = sweep_dir / outputs.SWEEP_FILE
+        redactor = Redactor()
+        if os.environ.get(SWEEP_RESUME_ENV):
+            import json
+
+            record = json.loads(self._sweep_file.read_text())
+            record.setdefault("resumes", []).append(
+                {"at": outputs.now_iso(), "argv": [redactor.override(a) for a in sys.argv]}
+            )
+            record["ended_at"] = None
+            outputs.write_json_atomic(self._sweep_file, record)
+            return
         sweep_dir.parent.mkdir(parents=True, exist_ok=True)
         sweep_dir.mkdir()  # exclusive: a sweep id is never reused
         os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
-        self._sweep_file = sweep_dir / outputs.SWEEP_FILE
-        redactor = Redactor()
         outputs.write_json_atomic(
             self._sweep_file,
             {
                 "id": sweep_dir.name,
+                "stage": os.environ.get(STAGE_ENV),
                 "experiment": config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT,
+                "pipeline": os.environ.get(PIPELINE_ENV),
+                # What `sweep.resume=` replays: the stage's arguments, sweeps already expanded.
+                "args": [redactor.override(a) for a in sys.argv[1:]],
                 "argv": [redactor.override(a) for a in sys.argv],
                 "overrides": [redactor.override(o) for o in config.hydra.overrides.task],
                 "started_at": outputs.now_iso(),
@@ -441,6 +493,75 @@ class SweepCallback(Callback):
 # --- the command line --------------------------------------------------------------------------------
 
 
+def _override_value(args: list[str], key: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+    return values[-1] if values else None
+
+
+def outputs_root_for(args: list[str]) -> Path:
+    """The outputs root a command line will use, before Hydra composes it."""
+    given = _override_value(args, "paths.outputs")
+    return Path(given) if given else outputs.default_outputs_root()
+
+
+def _resumed_sweep_args(stage: Stage, args: list[str]) -> list[str]:
+    """``sweep.resume=<sweep>``: replay that sweep's arguments in its own directory; only launcher flags may
+    be added. Jobs that already succeeded are skipped (see ``execute_job``)."""
+    ref = _override_value(args, "sweep.resume")
+    if ref in (None, "null"):
+        return args
+    try:
+        sweep = outputs.resolve_sweep(outputs_root_for(args), ref)
+    except outputs.RunReferenceError as error:
+        raise ConfigError("sweep.resume", str(error).rstrip("."), "give a sweep id (see `runner runs`)") from None
+    if sweep.record.get("stage") not in (None, stage.name):
+        raise ConfigError(
+            "sweep.resume",
+            f"names a sweep of `runner {sweep.record['stage']}`, not of `runner {stage.name}`",
+            f"run `runner {sweep.record['stage']} sweep.resume={sweep.id}`",
+        )
+    allowed = ("sweep.resume=", "hydra/launcher=", "hydra.launcher.", "-m", "--multirun", "paths.outputs=")
+    extra = [a for a in args if not a.startswith(allowed)]
+    if extra:
+        raise ConfigError(
+            extra[0].split("=", 1)[0],
+            f"cannot be given with sweep.resume: the sweep replays its own ({' '.join(sweep.record['args'])})",
+            "drop it; only hydra/launcher=... and hydra.launcher.* may change when resuming a sweep",
+        )
+    launcher = [a for a in args if a.startswith(("hydra/launcher=", "hydra.launcher."))]
+    replaced = ("sweep.resume=", "hydra/launcher=", "hydra.launcher.") if launcher else ("sweep.resume=",)
+    replay = [a for a in sweep.record["args"] if not a.startswith(replaced)]
+    replay += [*launcher, f"sweep.resume={sweep.id}"]
+    os.environ[SWEEP_DIR_ENV] = sweep.location
+    os.environ[SWEEP_RESUME_ENV] = sweep.id
+    print(f"runner {stage.name}: resuming sweep {sweep.id} (jobs that succeeded are skipped)", file=sys.stderr)
+    return replay if "-m" in replay or "--multirun" in replay else ["-m", *replay]
+
+
+def compose_without_sweeps(args: list[str]) -> tuple[DictConfig, set[str]] | None:
+    """The config a command line composes to, ignoring its sweep overrides (and Hydra's own); plus the
+    keys it sweeps. None when it does not compose: the real run will report why."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    candidates = [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "hydra/", "~hydra"))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(candidates)
+    except Exception:
+        return None
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    plain = [a for a, o in zip(candidates, parsed, strict=True) if not o.is_sweep_override()]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=plain), swept
+    except Exception:
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def run_stage_cli(stage: Stage, args: list[str]) -> int:
     """``runner <stage> [overrides] [-m] [hydra flags]``: compose with Hydra, run, return an exit code."""
     import hydra
@@ -450,10 +571,21 @@ def run_stage_cli(stage: Stage, args: list[str]) -> int:
     register_schemas()
     register_resolvers()
     os.environ[SWEEP_ID_ENV] = outputs.new_id(f"{stage.name}-sweep")
-    os.environ.pop(SWEEP_DIR_ENV, None)
+    os.environ[STAGE_ENV] = stage.name
+    for name in (SWEEP_DIR_ENV, SWEEP_RESUME_ENV):
+        os.environ.pop(name, None)
     # Hydra prints its own errors unless this is set; we want them, to name the key and the fix.
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        args = _resumed_sweep_args(stage, args)
+        if stage.expand is not None and not any(a.startswith("-sc") or a == "--shell-completion" for a in args):
+            args = stage.load_expand()(args)
+    except Exception as error:
+        if full_error or not is_config_error(error):
+            raise
+        print(format_config_error(error, f"runner {stage.name}"), file=sys.stderr)
+        return 2
     argv = ["runner", stage.name, *args]
 
     def task(cfg: DictConfig) -> Any:

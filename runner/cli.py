@@ -28,6 +28,13 @@ STAGES: dict[str, Stage] = {
         "runner.stages.train:train",
         uses=("policy", "train", "dataset"),
     ),
+    "eval": Stage(
+        "eval",
+        "roll checkpoints out in simulation on matched seeds: success rate with a 95 % CI (-m to sweep)",
+        "runner.stages.eval:evaluate",
+        uses=("robot", "cameras", "task", "episode", "eval"),
+        expand="runner.stages.eval:expand_checkpoints",
+    ),
 }
 
 # Utility commands: module with ``main(argv) -> int``, and a one-line summary.

@@ -248,3 +248,59 @@ def resolve_run(root: Path, ref: str, stage: str | None = None) -> RunInfo:
     nearest = difflib.get_close_matches(ref, [r.id for r in candidates], n=3, cutoff=0.3)
     hint = f" Nearest: {', '.join(nearest)}." if nearest else ""
     raise RunReferenceError(f"'{ref}' matches no {what} under {root}.{hint} Run `runner runs` to list runs.")
+
+
+@dataclass
+class SweepInfo:
+    """One sweep: its sweep.json and the runs of its jobs."""
+
+    record: dict[str, Any]
+    location: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
+
+    @property
+    def id(self) -> str:
+        return self.record.get("id") or os.path.basename(self.location)
+
+    def runs(self) -> list[RunInfo]:
+        """The job runs, oldest first (a resumed sweep has a failed run and its retry for one job)."""
+        found = [run for entry in os.scandir(self.location) if entry.is_dir() and (run := _read_run(entry.path))]
+        return sorted(found, key=lambda r: r.id)
+
+
+def list_sweeps(root: Path) -> list[SweepInfo]:
+    """Every sweep under ``root``, newest first."""
+    sweeps = []
+    try:
+        experiments = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    for experiment in experiments:
+        for entry in os.scandir(experiment.path):
+            try:
+                with open(os.path.join(entry.path, SWEEP_FILE), "rb") as f:
+                    sweeps.append(SweepInfo(json.loads(f.read()), entry.path))
+            except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+                continue
+    return sorted(sweeps, key=lambda s: s.record.get("started_at", ""), reverse=True)
+
+
+def resolve_sweep(root: Path, ref: str) -> SweepInfo:
+    """A sweep by id, unique id prefix, ``latest`` or ``latest-sweep``."""
+    sweeps = list_sweeps(root)
+    if ref in ("latest", "latest-sweep"):
+        if not sweeps:
+            raise RunReferenceError(f"'{ref}': there is no sweep under {root}. Sweeps are made with `-m`.")
+        return sweeps[0]
+    exact = [s for s in sweeps if s.id == ref]
+    prefixed = exact or [s for s in sweeps if s.id.startswith(ref)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if prefixed:
+        raise RunReferenceError(f"'{ref}' matches {len(prefixed)} sweeps; give more of the id.")
+    nearest = difflib.get_close_matches(ref, [s.id for s in sweeps], n=3, cutoff=0.3)
+    hint = f" Nearest: {', '.join(nearest)}." if nearest else ""
+    raise RunReferenceError(f"'{ref}' matches no sweep under {root}.{hint} Run `runner runs` to list runs.")

@@ -30,6 +30,16 @@ class WandbMode(StrEnum):
     online = "online"
 
 
+class CheckMode(StrEnum):
+    warn = "warn"
+    error = "error"
+
+
+class Launcher(StrEnum):
+    joblib = "joblib"
+    basic = "basic"
+
+
 class CameraType(StrEnum):
     sim = "sim"
     opencv = "opencv"
@@ -304,14 +314,38 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     n_episodes: int = 10
-    # The matched start states: every checkpoint in a comparison sees exactly these seeds.
+    # The matched start states (and, through the task's scenarios, instructions): every checkpoint in a
+    # comparison sees exactly these. null: 10000, 10001, ... (held out from recording's episode.seed + i).
     seeds: list[int] | None = None
-    # A step number, "last" or "all".
+    # A step number, "last" or "all" (all: one sweep job per checkpoint of the policy run).
     checkpoint: str = "last"
+    # Episodes stepped together in one batched rollout (one vector env, one policy call per step).
     batch_size: int = 1
+    # The first N episodes are saved as videos, camera views side by side.
     videos: int = 2
+    # Keep every rollout as a LeRobot dataset under eval/rollouts.
     save_rollouts: bool = False
+    # Evaluate any LeRobot pretrained policy folder instead of a train run (e.g. a base model).
     policy_path: str | None = None
+    device: Device = Device.auto
+    # Cameras (roles, sizes) or fps that differ from the training dataset's: warn, or refuse to run.
+    camera_check: CheckMode = CheckMode.warn
+
+
+@dataclass
+class SweepConfig:
+    # Re-run only the jobs of this earlier sweep (an id or prefix) that did not succeed, in its directory.
+    resume: str | None = None
+
+
+@dataclass
+class PipelineConfig:
+    # Use this record run instead of recording (an id, a prefix or latest).
+    dataset_run: str | None = None
+    # Use this train run instead of training; implies no recording.
+    policy_run: str | None = None
+    # How the eval sweep runs its jobs: joblib (in parallel, one per core) or basic (one after another).
+    launcher: Launcher = Launcher.joblib
 
 
 # --- paths and root ----------------------------------------------------------------------------------
@@ -343,6 +377,10 @@ class RunnerConfig:
     resume: str | None = None
     # The record run(s) a train run learns from: an id, a prefix, latest, or a list of them.
     dataset_run: Any = "latest"
+    # The train run an eval run evaluates: an id, a prefix or latest (ignored with eval.policy_path).
+    policy_run: str = "latest"
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    pipeline: PipelineConfig = MISSING
 
 
 # Groups whose options have different fields pick their schema per option; the other groups are typed by

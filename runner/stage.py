@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from runner.app import StageContext
 
 
+def _load(entry: str) -> Any:
+    module, _, function = entry.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 @dataclass(frozen=True)
 class Stage:
     """A Hydra-composed stage. ``entry`` is ``"module:function"``, imported only when the stage runs."""
@@ -22,7 +27,11 @@ class Stage:
     entry: str
     # Config sections the stage reads: they must be complete (no ??? left) before the run starts.
     uses: tuple[str, ...] = ()
+    # "module:function" rewriting the command line before Hydra runs it (e.g. eval.checkpoint=all -> a sweep).
+    expand: str | None = None
 
     def load(self) -> Callable[[DictConfig, StageContext], Any]:
-        module, _, function = self.entry.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _load(self.entry)
+
+    def load_expand(self) -> Callable[[list[str]], list[str]]:
+        return _load(self.expand)

@@ -14,7 +14,20 @@ from runner.cli import STAGES
 from runner.redact import is_secret_name
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
-GROUPS = ("robot", "teleop", "cameras", "host", "task", "episode", "dataset", "policy", "train", "eval", "paths")
+GROUPS = (
+    "robot",
+    "teleop",
+    "cameras",
+    "host",
+    "task",
+    "episode",
+    "dataset",
+    "policy",
+    "train",
+    "eval",
+    "pipeline",
+    "paths",
+)
 
 
 def _compose(*overrides: str):

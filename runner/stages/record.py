@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner import outputs
 from runner.app import Run, StageContext, resumed_config
 from runner.errors import ConfigError
 from runner.keys import HELP as KEYS_HELP
 from runner.keys import Key, KeyReader
+from runner.scenarios import PlannedEpisode, plan_episodes
 
 log = logging.getLogger("runner.record")
 
@@ -37,41 +38,13 @@ MAX_CONSECUTIVE_REJECTS = 3
 RESUMABLE_KEYS = ("episode.num_episodes", "episode.realtime", "episode.early_stop", "episode.reset_time_s")
 
 
-@dataclass(frozen=True)
-class PlannedEpisode:
-    scenario: str
-    instruction: str
-    seed: int
-    variation: dict
-
-
-def episode_plan(cfg: DictConfig) -> list[PlannedEpisode]:
+def record_plan(cfg: DictConfig) -> list[PlannedEpisode]:
     """The episodes to record, scenario by scenario; ``episode.num_episodes`` cuts or cycles the list."""
-    scenarios = list(cfg.task.scenarios) or [
-        OmegaConf.create({"name": cfg.task.name, "instruction": cfg.task.instruction, "num_episodes": 1})
-    ]
-    blocks = [s for s in scenarios for _ in range(s.num_episodes)]
-    total = cfg.episode.num_episodes if cfg.episode.num_episodes is not None else len(blocks)
-    if total < 1 or not blocks:
-        raise ConfigError(
-            "episode.num_episodes", f"gives {total} episodes to record", "set a positive count or scenario counts"
-        )
-    plan = []
-    for index in range(total):
-        scenario = blocks[index % len(blocks)]
-        if not str(scenario.instruction).strip():
-            raise ConfigError(
-                f"task.scenarios[{scenarios.index(scenario)}].instruction",
-                "is empty: every episode needs a natural-language instruction",
-                "write what the robot should do, e.g. 'pick up the red cube and place it on the blue square'",
-            )
-        variation = {
-            key: scenario.get(key)
-            for key in ("object_region", "target_position", "distractors", "lighting_jitter", "camera_jitter")
-            if key in scenario and scenario.get(key) is not None
-        }
-        plan.append(PlannedEpisode(scenario.name, str(scenario.instruction), cfg.episode.seed + index, variation))
-    return plan
+    total = cfg.episode.num_episodes
+    if total is None:
+        total = sum(s.num_episodes for s in cfg.task.scenarios) or 1
+    seeds = [cfg.episode.seed + index for index in range(max(total, 0))]
+    return plan_episodes(cfg.task, seeds, count_key="episode.num_episodes")
 
 
 def _check_config(cfg: DictConfig) -> None:
@@ -263,7 +236,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         previous = ctx.find_run("resume", cfg.resume, "record")
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     _check_config(cfg)
-    plan = episode_plan(cfg)
+    plan = record_plan(cfg)
     robot_config = recording.robot_config(cfg)
     teleop_config = recording.teleop_config(cfg)
 
@@ -309,7 +282,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             kept = recorder.num_episodes
             planned = plan[kept]
             if hasattr(robot, "start_episode"):
-                robot.start_episode(planned.seed, Variation(**_variation_args(planned.variation)))
+                robot.start_episode(planned.seed, Variation(**planned.variation))
             if hasattr(teleop, "start_episode"):
                 teleop.start_episode(planned.seed, practice=table.attempts)
             frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
@@ -379,11 +352,3 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             teleop.disconnect()
         if robot.is_connected:
             robot.disconnect()
-
-
-def _variation_args(variation: dict) -> dict:
-    args = dict(variation)
-    for key in ("object_region", "target_position"):
-        if key in args:
-            args[key] = tuple(args[key])
-    return args

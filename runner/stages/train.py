@@ -216,7 +216,7 @@ def _retain(output_dir: Path, keep_last: int | None, keep_steps: list[int], newe
 
 
 def train(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.lerobot_adapter import training
+    from runner.lerobot_adapter import recording, training
 
     previous = None
     if cfg.resume is not None:
@@ -282,7 +282,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             root = dataset_runs[0].path / "dataset"
             repo_id = cfg.dataset.repo_id
             if len(dataset_runs) > 1:
-                root, repo_id = training.merge(
+                root, repo_id = recording.merge(
                     [(r.path / "dataset") for r in dataset_runs], run.dir / "dataset", f"{cfg.dataset.repo_id}_merged"
                 )
                 run.add_artifact("dataset")

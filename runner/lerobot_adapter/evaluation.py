@@ -1,0 +1,181 @@
+"""Policy evaluation through LeRobot's own code: policy factory, processors and batched ``rollout``.
+
+A policy folder (a checkpoint's ``pretrained_model`` or any LeRobot pretrained policy) is loaded with
+LeRobot's factory and its saved pre/post-processors; episodes run in a Gymnasium vector env through
+``lerobot_eval.rollout``, each sub-env wrapped in LeRobot's ``FreezeAfterEpisodeEnd`` so that a finished
+episode costs nothing while the rest of its batch goes on. Rollouts can be recorded with the recorder that
+``rollout`` itself offers, then merged into one LeRobot dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.envs.utils import FreezeAfterEpisodeEnd
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from lerobot.processor import PolicyProcessorPipeline
+from lerobot.scripts import lerobot_eval
+from lerobot.utils.io_utils import write_video
+
+from runner.lerobot_adapter.recording import merge
+
+log = logging.getLogger("runner.eval")
+
+PRETRAINED_CONFIG = "config.json"
+ROLLOUT_PARTS = "parts"
+
+
+def is_policy_folder(path: Path) -> bool:
+    return (path / PRETRAINED_CONFIG).is_file() and (path / "model.safetensors").is_file()
+
+
+def policy_type_and_inputs(folder: Path) -> tuple[str, dict[str, list[int]]]:
+    """A policy folder's type and input features (name -> shape), read from its config without loading it."""
+    config = json.loads((folder / PRETRAINED_CONFIG).read_text())
+    inputs = {name: list(feature["shape"]) for name, feature in config.get("input_features", {}).items()}
+    return config["type"], inputs
+
+
+@dataclass
+class LoadedPolicy:
+    policy: Any
+    preprocessor: Any
+    postprocessor: Any
+    folder: Path
+
+
+def load_policy(folder: Path, device: str) -> LoadedPolicy:
+    """A pretrained policy and its processors, on ``device``, in eval mode."""
+    config = PreTrainedConfig.from_pretrained(folder)
+    config.device = device
+    policy = get_policy_class(config.type).from_pretrained(folder, config=config)
+    policy.eval()
+    preprocessor, postprocessor = make_pre_post_processors(
+        config, pretrained_path=str(folder), preprocessor_overrides={"device_processor": {"device": device}}
+    )
+    return LoadedPolicy(policy, preprocessor, postprocessor, folder)
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(max(1, threads))
+
+
+@dataclass
+class EpisodeOutcome:
+    seed: int
+    success: bool
+    steps: int
+    sum_reward: float
+    wall_s: float
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def _env_features(env: gym.Env) -> dict[str, PolicyFeature]:
+    """What LeRobot's rollout recorder stores: camera images, joint state, action."""
+    space = env.observation_space
+    features = {
+        f"observation.images.{role}": PolicyFeature(FeatureType.VISUAL, box.shape)
+        for role, box in space["pixels"].spaces.items()
+    }
+    features["agent_pos"] = PolicyFeature(FeatureType.STATE, space["agent_pos"].shape)
+    features["action"] = PolicyFeature(FeatureType.ACTION, env.action_space.shape)
+    return features
+
+
+def rollout(
+    loaded: LoadedPolicy,
+    make_env: Callable[[], gym.Env],
+    seeds: Sequence[int],
+    batch_size: int,
+    videos: int,
+    rollouts_dir: Path | None,
+    on_episode: Callable[[int, EpisodeOutcome], None],
+) -> list[EpisodeOutcome]:
+    """Run one episode per seed, ``batch_size`` at a time; the first ``videos`` episodes keep their frames.
+
+    ``on_episode(index, outcome)`` is called as each batch finishes. With ``rollouts_dir``, every episode is
+    recorded by LeRobot's rollout recorder and the parts are merged into one dataset at ``rollouts_dir``.
+    """
+    batch_size = max(1, min(batch_size, len(seeds)))
+    vector_env = gym.vector.SyncVectorEnv([lambda: FreezeAfterEpisodeEnd(make_env()) for _ in range(batch_size)])
+    identity = PolicyProcessorPipeline(steps=[]), PolicyProcessorPipeline(steps=[])
+    features = _env_features(vector_env.envs[0].unwrapped)
+    outcomes: list[EpisodeOutcome] = []
+    parts: list[Path] = []
+    progress_bar = lerobot_eval.trange
+    # runner logs each episode; LeRobot's per-step bar would fill run.log with carriage returns.
+    lerobot_eval.trange = lambda *args, **kwargs: progress_bar(*args, **{**kwargs, "disable": True})
+    try:
+        for start in range(0, len(seeds), batch_size):
+            batch = list(seeds[start : start + batch_size])
+            real = len(batch)
+            batch += [batch[-1]] * (batch_size - real)  # a short last batch repeats its last seed; ignored below
+            keep_frames = max(0, min(videos - start, real))
+            frames: list[np.ndarray] = []
+
+            def collect(env: gym.vector.VectorEnv, keep: int = keep_frames, into: list = frames) -> None:
+                if keep:
+                    into.append(np.stack(env.call("render")[:keep]))
+
+            part = None
+            if rollouts_dir is not None:
+                part = rollouts_dir / ROLLOUT_PARTS / f"{start:06d}"
+                part.parent.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            result = lerobot_eval.rollout(
+                vector_env, loaded.policy, *identity, loaded.preprocessor, loaded.postprocessor,
+                seeds=batch, render_callback=collect, recording_dir=part,
+                env_features=features if part is not None else None,
+            )  # fmt: skip
+            wall = (time.perf_counter() - started) / real
+            done = result["done"].numpy()
+            for slot in range(real):
+                steps = int(np.argmax(done[slot])) + 1 if done[slot].any() else done.shape[1]
+                outcome = EpisodeOutcome(
+                    seed=batch[slot],
+                    success=bool(result["success"][slot, :steps].any()),
+                    steps=steps,
+                    sum_reward=float(result["reward"][slot, :steps].sum()),
+                    wall_s=wall,
+                    # Frames: the reset observation, then one per step, up to the episode's end.
+                    frames=[f[slot] for f in frames[: steps + 1]] if slot < keep_frames else [],
+                )
+                outcomes.append(outcome)
+                on_episode(start + slot, outcome)
+            if part is not None:
+                parts += [part] if batch_size == 1 else [part / f"env_{slot}" for slot in range(real)]
+    finally:
+        lerobot_eval.trange = progress_bar
+        vector_env.close()
+    if rollouts_dir is not None and parts:
+        _merge_parts(parts, rollouts_dir)
+    return outcomes
+
+
+def _merge_parts(parts: list[Path], target: Path) -> None:
+    merged = target.with_name(target.name + ".merging")
+    if len(parts) == 1:
+        shutil.copytree(parts[0], merged)
+    else:
+        merge(parts, merged, "local/eval_rollouts")
+    shutil.rmtree(target)
+    merged.rename(target)
+
+
+def write_episode_video(path: Path, frames: list[np.ndarray], fps: int) -> None:
+    """An MP4 (H.264, via LeRobot's writer) of an episode's side-by-side camera frames."""
+    temporary = path.with_name(f".{path.name}")
+    write_video(temporary, frames, fps)
+    temporary.replace(path)

@@ -1,0 +1,52 @@
+"""Which scenario, instruction and start state each episode gets: shared by recording and evaluation.
+
+A seed fixes an episode's start state (object and target placement, distractors, jitter); the scenarios of
+the task are laid out in order, each ``num_episodes`` times, and cycled when more episodes are asked for.
+Evaluating every checkpoint on the same seed list therefore gives every checkpoint the same starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import ConfigError
+
+VARIATION_KEYS = ("object_region", "target_position", "distractors", "lighting_jitter", "camera_jitter")
+
+
+@dataclass(frozen=True)
+class PlannedEpisode:
+    scenario: str
+    instruction: str
+    seed: int
+    # Keyword arguments of the simulator's Variation (sequences as tuples); empty on a real robot.
+    variation: dict
+
+
+def plan_episodes(task: DictConfig, seeds: Sequence[int], count_key: str) -> list[PlannedEpisode]:
+    """One planned episode per seed, scenarios in order; ``count_key`` is the key an empty plan blames."""
+    scenarios = list(task.scenarios) or [
+        OmegaConf.create({"name": task.name, "instruction": task.instruction, "num_episodes": 1})
+    ]
+    blocks = [s for s in scenarios for _ in range(s.num_episodes)]
+    if not seeds or not blocks:
+        raise ConfigError(count_key, f"gives {len(seeds)} episodes", "set a positive count or scenario counts")
+    plan = []
+    for index, seed in enumerate(seeds):
+        scenario = blocks[index % len(blocks)]
+        if not str(scenario.instruction).strip():
+            raise ConfigError(
+                f"task.scenarios[{scenarios.index(scenario)}].instruction",
+                "is empty: every episode needs a natural-language instruction",
+                "write what the robot should do, e.g. 'pick up the red cube and place it on the blue square'",
+            )
+        variation = {}
+        for key in VARIATION_KEYS:
+            value = scenario.get(key) if key in scenario else None
+            if value is not None:
+                variation[key] = tuple(value) if OmegaConf.is_list(value) else value
+        plan.append(PlannedEpisode(scenario.name, str(scenario.instruction), int(seed), variation))
+    return plan
