@@ -35,7 +35,7 @@ SWEEP_DIR_ENV = "RUNNER_SWEEP_DIR"
 SWEEP_RESUME_ENV = "RUNNER_SWEEP_RESUME"
 STAGE_ENV = "RUNNER_STAGE"
 # Set by `runner pipeline` for the stages it starts: their run.json names the pipeline run.
-PIPELINE_ENV = "RUNNER_PIPELINE_RUN"
+PIPELINE_ENV = "RUNNER_PIPELINE_RUN"  # read by provenance.run_record
 DEFAULT_EXPERIMENT = "default"
 log = logging.getLogger("runner")
 
@@ -138,25 +138,12 @@ class StageContext:
         git, diff = provenance.git_state(outputs.repo_root())
         if diff is not None:
             (run_dir / provenance.GIT_DIFF_FILE).write_text(redactor.text(diff))
-        record = {
-            "id": run_id,
-            "stage": self.stage.name,
-            "experiment": self.experiment,
-            "status": "running",
-            "started_at": outputs.now_iso(),
-            "ended_at": None,
-            "argv": [redactor.override(a) for a in self.argv],
-            "overrides": [redactor.override(o) for o in self.overrides],
-            "git": git,
-            "packages": provenance.package_versions(),
-            "host": provenance.host_info(),
-            "process": _process_identity(),
-            "parents": list(parents),
-            "sweep": None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]},
-            "pipeline": os.environ.get(PIPELINE_ENV),
-            "artifacts": [".hydra/config.yaml", "run.log"],
-            "error": None,
-        }
+        record = provenance.run_record(
+            run_id, self.stage.name, self.experiment, [redactor.override(a) for a in self.argv],
+            [redactor.override(o) for o in self.overrides], list(parents), git, outputs.now_iso(),
+        )  # fmt: skip
+        record["sweep"] = None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]}
+        record["artifacts"] = [".hydra/config.yaml", "run.log"]
         self.run = Run(run_id, run_dir, record, redactor)
         self.run.save()
         self._attach_log(run_dir / "run.log", redactor)
@@ -176,6 +163,8 @@ class StageContext:
                 f"names run {previous.id}, which is still running",
                 "wait for it, or stop it first",
             )
+        from runner import provenance
+
         record = dict(previous.record)
         record.setdefault("resumes", []).append(
             {
@@ -183,10 +172,10 @@ class StageContext:
                 "from_status": previous.status,
                 "argv": [self.redactor.override(a) for a in self.argv],
                 "overrides": [self.redactor.override(o) for o in self.overrides],
-                "process": _process_identity(),
+                "process": provenance.process_identity(),
             }
         )
-        record |= {"status": "running", "ended_at": None, "error": None, "process": _process_identity()}
+        record |= {"status": "running", "ended_at": None, "error": None, "process": provenance.process_identity()}
         self.run = Run(previous.id, previous.path, record, self.redactor)
         self.run.save()
         self._attach_log(previous.path / "run.log", self.redactor)
@@ -250,19 +239,6 @@ def resumed_config(previous: outputs.RunInfo, cfg: DictConfig, overrides: list[s
     merged = OmegaConf.merge(cfg, saved)
     merged.resume = cfg.resume
     return merged
-
-
-def _process_identity() -> dict[str, Any]:
-    import socket
-
-    identity: dict[str, Any] = {"pid": os.getpid(), "hostname": socket.gethostname()}
-    try:
-        import psutil
-
-        identity["created"] = psutil.Process().create_time()
-    except ImportError:
-        pass
-    return identity
 
 
 def _set_hydra_output_dir(run_dir: Path) -> None:

@@ -40,6 +40,10 @@ STAGES: dict[str, Stage] = {
 # Utility commands: module with ``main(argv) -> int``, and a one-line summary.
 COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("runner.runs", "list runs, or show one: runs [--json] [--stage S] ... | runs show ID"),
+    "compare": (
+        "runner.compare",
+        "compare eval runs or a sweep: success rates, 95 % CIs, significance, differing config (csv/md/png)",
+    ),
     "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
 }
 

@@ -105,3 +105,42 @@ def host_info() -> dict[str, Any]:
         "gpu": _gpus(),
         "python_executable": sys.executable,
     }
+
+
+def process_identity() -> dict[str, Any]:
+    """What tells a live run from a stale one: pid, host and the process's start time."""
+    identity: dict[str, Any] = {"pid": os.getpid(), "hostname": socket.gethostname()}
+    try:
+        import psutil
+
+        identity["created"] = psutil.Process().create_time()
+    except ImportError:
+        pass
+    return identity
+
+
+def run_record(
+    run_id: str, stage: str, experiment: str, argv: list[str], overrides: list[str], parents: list[str],
+    git: dict[str, Any], started_at: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The run.json every run starts with (redact argv and overrides before passing them)."""
+    return {
+        "id": run_id,
+        "stage": stage,
+        "experiment": experiment,
+        "status": "running",
+        "started_at": started_at,
+        "ended_at": None,
+        "argv": argv,
+        "overrides": overrides,
+        "git": git,
+        "packages": package_versions(),
+        "host": host_info(),
+        "process": process_identity(),
+        "parents": parents,
+        "sweep": None,
+        # Set by `runner pipeline` for the stages it starts.
+        "pipeline": os.environ.get("RUNNER_PIPELINE_RUN"),
+        "artifacts": [],
+        "error": None,
+    }
