@@ -21,7 +21,7 @@ import yaml
 
 from runner import outputs, provenance
 from runner.redact import Redactor
-from runner.stats import fisher_exact, wilson_interval
+from runner.stats import fisher_exact
 
 ALPHA = 0.05
 TEST_NAME = "one-sided Fisher exact test on the success counts, alpha 0.05"
@@ -128,9 +128,8 @@ def analyse(rows: list[Row]) -> Row:
     for row in rows:
         row.comparable = row.metrics.get("seeds") == best.metrics.get("seeds")
         if row is not best and row.comparable:
-            row.p_vs_best = fisher_exact(
-                best.metrics["successes"], best.metrics["n_episodes"], row.metrics["successes"], row.metrics["n_episodes"]
-            )
+            ours, theirs = best.metrics, row.metrics
+            row.p_vs_best = fisher_exact(ours["successes"], ours["n_episodes"], theirs["successes"], theirs["n_episodes"])
     keys = sorted({k for row in rows for k in row.config})
     for key in keys:
         if key.startswith(NOISE_KEYS):
