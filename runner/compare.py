@@ -128,8 +128,8 @@ def analyse(rows: list[Row]) -> Row:
     for row in rows:
         row.comparable = row.metrics.get("seeds") == best.metrics.get("seeds")
         if row is not best and row.comparable:
-            ours, theirs = best.metrics, row.metrics
-            row.p_vs_best = fisher_exact(ours["successes"], ours["n_episodes"], theirs["successes"], theirs["n_episodes"])
+            a, b = best.metrics, row.metrics
+            row.p_vs_best = fisher_exact(a["successes"], a["n_episodes"], b["successes"], b["n_episodes"])
     keys = sorted({k for row in rows for k in row.config})
     for key in keys:
         if key.startswith(NOISE_KEYS):
