@@ -35,6 +35,12 @@ STAGES: dict[str, Stage] = {
         uses=("robot", "cameras", "task", "episode", "eval"),
         expand="runner.stages.eval:expand_checkpoints",
     ),
+    "pipeline": Stage(
+        "pipeline",
+        "record -> train -> eval sweep over the checkpoints -> compare, each its own run (resume= skips done ones)",
+        "runner.stages.pipeline:pipeline",
+        uses=("robot", "teleop", "cameras", "task", "episode", "dataset", "policy", "train", "eval", "pipeline"),
+    ),
 }
 
 # Utility commands: module with ``main(argv) -> int``, and a one-line summary.
