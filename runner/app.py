@@ -562,6 +562,9 @@ def run_stage_cli(stage: Stage, args: list[str]) -> int:
             raise
         print(format_config_error(error, f"runner {stage.name}"), file=sys.stderr)
         return 2
+    # argparse cannot take overrides on both sides of a flag (`a=1 -m b=2`): runner accepts -m anywhere.
+    if "-m" in args or "--multirun" in args:
+        args = ["-m", *(a for a in args if a not in ("-m", "--multirun"))]
     argv = ["runner", stage.name, *args]
 
     def task(cfg: DictConfig) -> Any:

@@ -206,9 +206,11 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
     from rich.table import Table
 
     table = Table(title="eval runs compared", title_justify="left")
-    for column in ["run", "policy", "step", "n", "succ.", "rate", "95 % CI", "reward", "ep. s", "vs best", *differing]:
+    for column in ["run", "policy", "step", "n", "succ.", "rate", "95 % CI", "reward", "ep. s", "vs best"]:
         numeric = column in ("step", "n", "succ.", "rate", "reward", "ep. s")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=column != "vs best")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    for column in differing:  # config values may be long paths: these columns wrap
+        table.add_column(column, overflow="fold")
     for row in rows:
         m = row.metrics
         if row.best:
