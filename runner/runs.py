@@ -113,6 +113,19 @@ def _show(run: outputs.RunInfo, as_json: bool) -> None:
             f"{c['step']} ({c['size_mb']:.0f} MB{', deleted' if c.get('deleted') else ''})"
             for c in record["checkpoints"]
         )
+    if record.get("metrics"):
+        m = record["metrics"]
+        lo, hi = m["ci95"]
+        rows["eval"] = (
+            f"step {m.get('checkpoint_step')}: {m['successes']}/{m['n_episodes']} = {m['success_rate']:.0%} "
+            f"(95 % CI {lo:.0%}-{hi:.0%})"
+        )
+    if record.get("pipeline"):
+        rows["pipeline"] = record["pipeline"]
+    if record.get("children"):
+        rows["children"] = ", ".join(
+            f"{stage} {child.get('run') or child.get('sweep')}" for stage, child in record["children"].items()
+        )
     if record.get("error"):
         rows["error"] = f"{record['error'].get('type')}: {record['error'].get('message')}"
     for key, value in rows.items():
