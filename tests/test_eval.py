@@ -186,3 +186,18 @@ def test_bad_eval_input_fails_before_a_run_exists(trained, overrides, words):
 def test_compare_names_what_is_missing(outputs_root):
     result = run_runner("compare", "latest-sweep")
     assert result.returncode == 2 and "no sweep" in result.stderr
+
+
+@pytest.mark.slow
+def test_batched_eval_keeps_rollouts_as_one_lerobot_dataset(trained):
+    result = _eval(trained, "eval.checkpoint=last", "eval.batch_size=2", "eval.save_rollouts=true", "eval.videos=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = max(_eval_runs(trained), key=lambda p: p.name)
+    from runner.lerobot_adapter.recording import load_dataset
+
+    rollouts = load_dataset(run / "eval" / "rollouts", "local/eval_rollouts")
+    steps = [int(s) for s in _csv_column(run / "eval" / "episodes.csv", "steps")]
+    assert rollouts.num_episodes == 3 and rollouts.num_frames == sum(steps)
+    assert {"observation.images.side", "observation.images.wrist", "action", "next.success"} <= set(rollouts.features)
+    assert not (run / "eval" / "rollouts" / "parts").exists()
+    assert len(list((run / "eval" / "videos").glob("*.mp4"))) == 3  # the padded batch slot is not a video

@@ -14,6 +14,9 @@ os.environ.setdefault("SVT_LOG", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 warnings.filterwarnings("ignore", message="Cannot enable progress bars")
 logging.getLogger("OpenGL").setLevel(logging.WARNING)
+# runner decodes video with pyav everywhere; LeRobot's probe for torchcodec (which needs a system FFmpeg)
+# would print a traceback whenever a dataset is made without naming a backend (its rollout recorder does).
+logging.getLogger("lerobot.utils.import_utils").setLevel(logging.ERROR)
 
 from runner.lerobot_adapter.sim_devices import SimScripted, SimScriptedConfig, SimSO101, SimSO101Config  # noqa: E402
 
