@@ -68,28 +68,42 @@ def _checkpoint_steps(train_dir: Path) -> dict[int, Path]:
 
 
 def expand_checkpoints(args: list[str]) -> list[str]:
-    """``eval.checkpoint=all`` on the command line or in the experiment: one sweep job per checkpoint."""
+    """Before anything runs: ``eval.checkpoint=all`` becomes one sweep job per checkpoint, and the steps a
+    command line names are checked against the train run's checkpoints (a sweep would otherwise create its
+    directory first and fail job by job)."""
     composed = compose_without_sweeps(args)
     if composed is None:
         return args
     cfg, swept = composed
-    if "eval.checkpoint" in swept or str(cfg.eval.checkpoint) != "all" or cfg.eval.policy_path:
+    if cfg.eval.policy_path:
         return args
+    given = [a.split("=", 1)[1] for a in args if a.startswith("eval.checkpoint=")]
+    wanted = given[-1].split(",") if "eval.checkpoint" in swept else [str(cfg.eval.checkpoint)]
     if "policy_run" in swept:
-        raise ConfigError(
-            "eval.checkpoint",
-            "is all while policy_run is swept: each train run has its own checkpoints",
-            "sweep explicit steps (eval.checkpoint=2000,4000) or use eval.checkpoint=last",
-        )
+        if "all" in wanted:
+            raise ConfigError(
+                "eval.checkpoint",
+                "is all while policy_run is swept: each train run has its own checkpoints",
+                "sweep explicit steps (eval.checkpoint=2000,4000) or use eval.checkpoint=last",
+            )
+        return args
     try:
         train = outputs.resolve_run(Path(cfg.paths.outputs), str(cfg.policy_run), stage="train")
     except outputs.RunReferenceError as error:
-        raise ConfigError(
-            "policy_run", str(error).rstrip("."), "give the id of a train run (see `runner runs`)"
-        ) from None
+        raise ConfigError("policy_run", str(error).rstrip("."), "give a train run id (see `runner runs`)") from None
     steps = sorted(_checkpoint_steps(train.path / TRAIN_DIR))
     if not steps:
         raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
+    if wanted != ["all"]:
+        unknown = [w for w in wanted if w != "last" and not (w.isdigit() and int(w) in steps)]
+        if unknown and all(w.replace(" ", "").isalnum() for w in wanted):  # plain values, not range(...)
+            raise ConfigError(
+                "eval.checkpoint",
+                f"names {', '.join(unknown)}, not a checkpoint of train run {train.id} (available: "
+                f"{', '.join(map(str, steps))})",
+                "pick from those steps, last, or all",
+            )
+        return args
     print(
         f"runner eval: eval.checkpoint=all -> a sweep over the {len(steps)} checkpoints of {train.id}: "
         f"{', '.join(map(str, steps))}",
