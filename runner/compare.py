@@ -58,7 +58,7 @@ class Row:
             "n_episodes": self.metrics["n_episodes"], "successes": self.metrics["successes"],
             "success_rate": round(self.metrics["success_rate"], 4), "ci95_lo": lo, "ci95_hi": hi,
             "mean_sum_reward": self.metrics["mean_sum_reward"], "mean_episode_s": self.metrics["mean_episode_s"],
-            "best": self.best, "p_vs_best": None if self.p_vs_best is None else round(self.p_vs_best, 4),
+            "best": self.best, "p_vs_best": None if self.p_vs_best is None else float(f"{self.p_vs_best:.4g}"),
             "lead_significant": significant, "comparable": self.comparable, **self.differing,
         }  # fmt: skip
 
