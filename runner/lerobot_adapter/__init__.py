@@ -1,7 +1,9 @@
 """Every call into LeRobot goes through this package, so a LeRobot upgrade touches one place.
 
-Importing it registers runner's simulated devices as LeRobot types (``sim_so101``, ``sim_scripted``); the
-device classes are exported here because LeRobot's factory looks for ``<Name>`` next to ``<Name>Config``.
+Importing the package itself is cheap (``checkpoints`` reads LeRobot's layout without LeRobot). The
+simulated devices (``sim_so101``, ``sim_scripted``) are registered with LeRobot when ``recording`` is
+imported; they are also reachable here, lazily, because LeRobot's factory looks for ``<Name>`` in the
+package of ``<Name>Config``.
 """
 
 import logging
@@ -18,6 +20,12 @@ logging.getLogger("OpenGL").setLevel(logging.WARNING)
 # would print a traceback whenever a dataset is made without naming a backend (its rollout recorder does).
 logging.getLogger("lerobot.utils.import_utils").setLevel(logging.ERROR)
 
-from runner.lerobot_adapter.sim_devices import SimScripted, SimScriptedConfig, SimSO101, SimSO101Config  # noqa: E402
+SIM_DEVICES = ("SimSO101", "SimSO101Config", "SimScripted", "SimScriptedConfig")
 
-__all__ = ["SimSO101", "SimSO101Config", "SimScripted", "SimScriptedConfig"]
+
+def __getattr__(name: str):
+    if name in SIM_DEVICES:
+        from runner.lerobot_adapter import sim_devices
+
+        return getattr(sim_devices, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dic
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import ConfigError
+from runner.lerobot_adapter import sim_devices  # noqa: F401  (registers sim_so101 and sim_scripted)
 
 STAGED_IMAGES = "images"
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg

@@ -28,10 +28,9 @@ from lerobot.optim.optimizers import AdamWConfig  # noqa: F401  (registers the o
 from lerobot.scripts import lerobot_train
 from lerobot.utils.logging_utils import MetricsTracker
 
+from runner.lerobot_adapter.checkpoints import CHECKPOINTS, PRETRAINED
 from runner.lerobot_adapter.recording import VIDEO_BACKEND
 
-CHECKPOINTS = "checkpoints"
-PRETRAINED = "pretrained_model"
 TRAIN_CONFIG = "train_config.json"
 # Fields runner's policy schemas hold that are not LeRobot config fields.
 RUNNER_ONLY_POLICY_KEYS = ("vlm_path",)
@@ -187,20 +186,6 @@ def resume(output_dir: Path, steps: int, save_steps: list[int], hooks: Hooks) ->
     config.steps = steps
     with _hooked(save_steps, hooks, [sys.argv[0], f"--config_path={saved}"]):
         lerobot_train.train(config)
-
-
-def checkpoints(output_dir: Path) -> dict[int, Path]:
-    """Complete checkpoints by step (a folder without its training state is a save that never finished)."""
-    found = {}
-    for path in (output_dir / CHECKPOINTS).glob("[0-9]*"):
-        if (path / PRETRAINED / "model.safetensors").exists() and (path / "training_state").is_dir():
-            found[int(path.name)] = path
-    return dict(sorted(found.items()))
-
-
-def last_step(output_dir: Path) -> int | None:
-    link = output_dir / CHECKPOINTS / "last"
-    return int(link.resolve().name) if link.exists() else None
 
 
 def load_policy(checkpoint: Path):

@@ -62,7 +62,7 @@ def eval_seeds(cfg: DictConfig) -> list[int]:
 
 
 def _checkpoint_steps(train_dir: Path) -> dict[int, Path]:
-    from runner.lerobot_adapter.training import checkpoints
+    from runner.lerobot_adapter.checkpoints import checkpoints
 
     return checkpoints(train_dir)
 

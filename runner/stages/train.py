@@ -216,12 +216,12 @@ def _retain(output_dir: Path, keep_last: int | None, keep_steps: list[int], newe
 
 
 def train(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.lerobot_adapter import recording, training
+    from runner.lerobot_adapter import checkpoints, recording, training
 
     previous = None
     if cfg.resume is not None:
         previous = ctx.find_run("resume", cfg.resume, "train")
-        if training.last_step(previous.path / TRAIN_DIR) is None:
+        if checkpoints.last_step(previous.path / TRAIN_DIR) is None:
             raise ConfigError("resume", f"names train run {previous.id}, which saved no checkpoint", "train anew")
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     schedule_steps = save_schedule(cfg.train)
@@ -250,14 +250,14 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
         run = ctx.resume_run(previous)
 
     output_dir = run.dir / TRAIN_DIR
-    start_step = training.last_step(output_dir) or 0
+    start_step = checkpoints.last_step(output_dir) or 0
     progress = TrainProgress(run, cfg.train.steps, start_step)
     lineage = run.record.get("lineage") or {}
     runner_config = OmegaConf.to_yaml(cfg, resolve=True)
     saved_checkpoints: dict[int, dict[str, Any]] = {c["step"]: c for c in run.record.get("checkpoints", [])}
 
     def on_checkpoint(step: int, checkpoint: Path, save_s: float) -> None:
-        pretrained = checkpoint / training.PRETRAINED
+        pretrained = checkpoint / checkpoints.PRETRAINED
         (pretrained / RUNNER_CONFIG).write_text(run.redactor.text(runner_config))
         (pretrained / LINEAGE).write_text(json.dumps({**lineage, "train_run": run.id, "step": step}, indent=2))
         saved_checkpoints[step] = {
@@ -266,14 +266,14 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             "size_mb": round(_disk_mb(checkpoint), 2),
             "save_s": round(save_s, 3),
         }
-        present = training.checkpoints(output_dir)
+        present = checkpoints.checkpoints(output_dir)
         for gone in _retain(output_dir, cfg.train.keep_checkpoints, list(cfg.train.keep_steps), step, present):
             log.info("retention: deleted checkpoint %d (keeping the last %s and %s)", gone, cfg.train.keep_checkpoints,
                      list(cfg.train.keep_steps) or "no pinned steps")  # fmt: skip
             saved_checkpoints[gone]["deleted"] = True
         log.info("checkpoint %d saved: %.1f MB in %.2f s -> %s", step, saved_checkpoints[step]["size_mb"], save_s,
                  checkpoint)  # fmt: skip
-        progress.plot(sorted(training.checkpoints(output_dir)))
+        progress.plot(sorted(checkpoints.checkpoints(output_dir)))
         run.update(checkpoints=[saved_checkpoints[s] for s in sorted(saved_checkpoints)])
 
     hooks = training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
@@ -309,7 +309,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             training.resume(output_dir, cfg.train.steps, schedule_steps, hooks)
     finally:
         progress.close()
-    kept = training.checkpoints(output_dir)
+    kept = checkpoints.checkpoints(output_dir)
     progress.plot(sorted(kept))
     run.add_artifact(f"{TRAIN_DIR}/{METRICS_CSV}")
     run.add_artifact(f"{TRAIN_DIR}/{LOSS_PNG}")
