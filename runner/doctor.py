@@ -217,8 +217,28 @@ def run_checks(root: Path) -> list[Check]:
     return checks
 
 
+def _hardware(overrides: list[str]) -> list[Check]:
+    """Compose the config a stage would run with these overrides, then probe its real arms."""
+    from runner.app import compose_without_sweeps, register_resolvers
+    from runner.hardware.checks import hardware_checks
+    from runner.schema import register_schemas
+
+    register_schemas()
+    register_resolvers()
+    composed = compose_without_sweeps(overrides)
+    if composed is None:
+        return [Check("config", FAIL, f"{' '.join(overrides)} does not compose",
+                      "run `runner record <the same overrides> --cfg job` to see the error")]  # fmt: skip
+    return hardware_checks(composed[0])
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="runner doctor", description="Check this machine for what the stages need.")
+    parser = argparse.ArgumentParser(
+        prog="runner doctor",
+        description="Check this machine for what the stages need. With config overrides (host=NAME "
+        "robot=so101_follower teleop=so101_leader ...), also probe those arms: port access, motors, calibration.",
+    )
+    parser.add_argument("overrides", nargs="*", help="config overrides naming the hardware to check")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--outputs", type=Path, help="outputs root to check (default: RUNNER_OUTPUTS or <repo>/outputs)"
@@ -226,6 +246,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     root = (args.outputs or outputs.default_outputs_root()).expanduser().resolve()
     checks = run_checks(root)
+    if args.overrides:
+        checks += _hardware(args.overrides)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=1))
     else:

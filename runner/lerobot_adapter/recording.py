@@ -16,9 +16,17 @@ from typing import Any
 import draccus
 from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features
 from lerobot.processor import make_default_processors
-from lerobot.robots import RobotConfig, make_robot_from_config
+from lerobot.robots import (
+    RobotConfig,
+    make_robot_from_config,
+    so_follower,  # noqa: F401  (registers so100_follower, so101_follower)
+)
 from lerobot.robots.robot import Robot
-from lerobot.teleoperators import TeleoperatorConfig, make_teleoperator_from_config
+from lerobot.teleoperators import (
+    TeleoperatorConfig,
+    make_teleoperator_from_config,
+    so_leader,  # noqa: F401  (registers so100_leader, so101_leader)
+)
 from lerobot.teleoperators.teleoperator import Teleoperator
 from lerobot.utils.constants import ACTION, OBS_STR
 from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dicts
@@ -31,7 +39,7 @@ STAGED_IMAGES = "images"
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
 
 
-def _device_path(cfg: DictConfig, kind: str, role: str, explicit: str | None) -> str:
+def device_path(cfg: DictConfig, kind: str, role: str, explicit: str | None) -> str:
     if explicit:
         return explicit
     path = cfg.host.ports.get(role) if kind == "port" else cfg.host.cameras.get(role)
@@ -72,7 +80,7 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
                 raise ConfigError(
                     f"cameras.{role}.type", "is sim, but a real robot needs real cameras", "use cameras=wrist_side"
                 )
-            device = _device_path(cfg, "camera", role, None)
+            device = device_path(cfg, "camera", role, None)
             entry: dict[str, Any] = {
                 "type": camera.type.value,
                 "fps": camera.fps,
@@ -89,7 +97,7 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
         fields = {
             "type": robot.type,
             "id": robot.id,
-            "port": _device_path(cfg, "port", robot.role, robot.port),
+            "port": device_path(cfg, "port", robot.role, robot.port),
             "max_relative_target": robot.max_relative_target,
             "disable_torque_on_disconnect": robot.disable_torque_on_disconnect,
             "use_degrees": robot.use_degrees,
@@ -114,7 +122,7 @@ def teleop_config(cfg: DictConfig) -> TeleoperatorConfig | None:
         fields = {
             "type": teleop.type,
             "id": teleop.id,
-            "port": _device_path(cfg, "port", teleop.role, teleop.port),
+            "port": device_path(cfg, "port", teleop.role, teleop.port),
             "use_degrees": teleop.use_degrees,
             "calibration_dir": teleop.calibration_dir or cfg.host.calibration_dir,
         }

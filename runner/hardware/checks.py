@@ -1,0 +1,101 @@
+"""Hardware rows of ``runner doctor``: the arms' ports, motors and calibration, each with its fix.
+
+Run when the doctor is given a config (``runner doctor host=lab robot=so101_follower teleop=so101_leader``):
+the config is composed as a stage would compose it, so the doctor checks the very ports and calibration ids
+the next ``runner record`` will use. Nothing moves: the buses are only read.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.doctor import FAIL, OK, WARN, Check
+from runner.errors import ConfigError
+
+REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
+
+
+def port_access(name: str, path: str) -> Check:
+    """The port exists and this user may read and write it; if not, the group or udev rule to add."""
+    port = Path(path)
+    if not port.exists():
+        hint = "/dev/serial/by-id/" if os.path.isdir("/dev/serial/by-id") else "/dev/tty.usbmodem* or /dev/ttyACM*"
+        return Check(name, FAIL, f"{path} does not exist (unplugged, or another path?)",
+                     f"plug the arm in and look in {hint}; `runner find-port` writes the path for you")  # fmt: skip
+    if os.access(port, os.R_OK | os.W_OK):
+        return Check(name, OK, f"{path} is readable and writable")
+    group = grp.getgrgid(port.stat().st_gid).gr_name
+    mode = stat.filemode(port.stat().st_mode)
+    return Check(
+        name, FAIL, f"{path} ({mode}, group {group}) is not readable and writable by {os.environ.get('USER', 'you')}",
+        f"add yourself to the group once: `sudo usermod -aG {group} $USER`, then log out and in (or a udev rule: "
+        f'SUBSYSTEM=="tty", MODE="0660", GROUP="{group}"); do not chmod 666 the device',
+    )  # fmt: skip
+
+
+def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
+    """Port, motors and calibration of one arm (kind: robot or teleop)."""
+    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter.hardware import probe_arm
+
+    label = f"{kind} {device.type} ({device.role})"
+    try:
+        path = recording.device_path(cfg, "port", device.role, device.port)
+    except ConfigError as error:
+        return [Check(f"{label} port", FAIL, f"`{error.key}` {error.problem}", error.fix)]
+    access = port_access(f"{label} port", path)
+    if access.status != OK:
+        return [access]
+    config = recording.robot_config(cfg) if kind == "robot" else recording.teleop_config(cfg)
+    report = probe_arm(config)
+    if report.error:
+        return [access, Check(f"{label} motors", FAIL, report.error, "check the USB cable and the arm's power")]
+    silent = [m for m in report.motors if m.found_model is None]
+    wrong = [m for m in report.motors if m.found_model is not None and m.found_model != m.expected_model]
+    if silent or wrong:
+        problems = [f"motor {m.motor_id} ({m.name}) does not answer" for m in silent]
+        problems += [f"motor {m.motor_id} ({m.name}) is model {m.found_model}, expected {m.expected_model} "
+                     f"({m.model_name})" for m in wrong]  # fmt: skip
+        fix = (
+            "check the daisy-chain cable to that motor and the 12 V / 5 V supply"
+            if silent
+            else "this is not the arm the config names, or a motor was replaced: set its id with `lerobot-setup-motors`"
+        )
+        motors = Check(f"{label} motors", FAIL, "; ".join(problems), fix)
+    else:
+        ids = ", ".join(str(m.motor_id) for m in report.motors)
+        motors = Check(f"{label} motors", OK, f"{len(report.motors)} motors answer (ids {ids}), models as expected")
+    rows = [access, motors]
+    calibrate = (f"runner calibrate is not built yet: run LeRobot's `lerobot-calibrate --{kind}.type={device.type} "
+                 f"--{kind}.port={path} --{kind}.id={device.id}`")  # fmt: skip
+    if not report.calibration_file.is_file():
+        rows.append(Check(f"{label} calibration", FAIL, f"no calibration for id '{device.id}' "
+                          f"({report.calibration_file})", calibrate))  # fmt: skip
+    elif report.calibration_mismatch:
+        detail = "; ".join(f"{name}: {text}" for name, text in report.calibration_mismatch.items())
+        rows.append(Check(f"{label} calibration", FAIL, f"the motors' calibration differs from "
+                          f"{report.calibration_file}: {detail}", f"recalibrate: {calibrate}"))  # fmt: skip
+    elif motors.status == OK:
+        rows.append(Check(f"{label} calibration", OK, f"{report.calibration_file} matches the motors"))
+    else:
+        rows.append(Check(f"{label} calibration", WARN, f"{report.calibration_file} exists; motors not all answering"))
+    return rows
+
+
+def hardware_checks(cfg: DictConfig) -> list[Check]:
+    """Rows for the real arms a composed config names (none in simulation)."""
+    cfg = cfg.copy()
+    OmegaConf.update(cfg, "cameras", {}, merge=False)  # the arms are probed without opening cameras
+    rows = []
+    if cfg.robot.type in REAL_ARMS:
+        rows += arm_checks("robot", cfg.robot, cfg)
+    if cfg.teleop.type in REAL_ARMS:
+        rows += arm_checks("teleop", cfg.teleop, cfg)
+    if not rows:
+        rows.append(Check("hardware", OK, f"robot={cfg.robot.type}, teleop={cfg.teleop.type}: nothing to probe"))
+    return rows

@@ -1,0 +1,78 @@
+"""What a real arm says about itself, asked through LeRobot's own robot and motor-bus classes.
+
+The arm is built from its LeRobot config exactly as the stages build it, but only its motor bus is opened,
+without LeRobot's handshake (which stops at the first problem): every motor is pinged, its model number
+compared with the one LeRobot expects, and the calibration stored in the motors compared with the
+calibration file. Nothing is written to the motors except torque off when the port closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot.robots import RobotConfig, make_robot_from_config
+from lerobot.teleoperators import TeleoperatorConfig, make_teleoperator_from_config
+
+# LeRobot's calibration ranges are read back from the motors; a few raw steps of drift are not a mismatch.
+RANGE_TOLERANCE = 8
+
+
+@dataclass
+class MotorAnswer:
+    name: str
+    motor_id: int
+    expected_model: int
+    model_name: str
+    found_model: int | None  # None: the motor did not answer
+
+
+@dataclass
+class ArmReport:
+    port: str
+    calibration_file: Path
+    motors: list[MotorAnswer] = field(default_factory=list)
+    # Motors whose stored calibration (homing offset, range) differs from the file: name -> description.
+    calibration_mismatch: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def probe_arm(config: RobotConfig | TeleoperatorConfig) -> ArmReport:
+    """Ping every motor of the arm and compare its calibration; the port must exist and be accessible."""
+    make = make_robot_from_config if isinstance(config, RobotConfig) else make_teleoperator_from_config
+    device = make(config)
+    bus = device.bus
+    report = ArmReport(port=str(config.port), calibration_file=Path(device.calibration_fpath))
+    try:
+        bus.connect(handshake=False)
+    except ConnectionError as error:
+        report.error = str(error).strip().splitlines()[0]
+        return report
+    try:
+        for name, motor in bus.motors.items():
+            found = bus.ping(motor.id)
+            expected = bus.model_number_table[motor.model]
+            report.motors.append(MotorAnswer(name, motor.id, expected, motor.model, found))
+        answering = all(m.found_model == m.expected_model for m in report.motors)
+        if answering and report.calibration_file.is_file():
+            stored = bus.read_calibration()
+            for name, saved in device.calibration.items():
+                now = stored.get(name)
+                if now is None:
+                    continue
+                differs = (
+                    now.homing_offset != saved.homing_offset
+                    or abs(now.range_min - saved.range_min) > RANGE_TOLERANCE
+                    or abs(now.range_max - saved.range_max) > RANGE_TOLERANCE
+                )
+                if differs:
+                    report.calibration_mismatch[name] = (
+                        f"motor offset {now.homing_offset}, range {now.range_min}-{now.range_max}; file offset "
+                        f"{saved.homing_offset}, range {saved.range_min}-{saved.range_max}"
+                    )
+    finally:
+        try:
+            bus.disconnect(disable_torque=True)
+        except (ConnectionError, RuntimeError):  # a motor that does not answer cannot confirm torque off
+            bus.port_handler.closePort()
+    return report

@@ -1,0 +1,93 @@
+"""Real-arm glue against an emulated SO-101 servo bus: a pty speaking Feetech's protocol to LeRobot's bus."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from runner.hardware.emulated_bus import EmulatedFeetechBus
+
+JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+
+
+@pytest.fixture
+def emulated():
+    with EmulatedFeetechBus() as bus:
+        yield bus
+
+
+def _calibration(path, range_max=4095):
+    entries = {name: {"id": i + 1, "drive_mode": 0, "homing_offset": 0, "range_min": 0, "range_max": range_max}
+               for i, name in enumerate(JOINTS)}  # fmt: skip
+    path.write_text(json.dumps(entries))
+
+
+def _doctor(*overrides):
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "doctor", "--json", "teleop=none", "cameras=none", *overrides],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.stdout, result.stderr[-3000:]
+    return {c["name"]: c for c in json.loads(result.stdout) if c["name"].startswith("robot ")}
+
+
+def test_lerobot_bus_talks_to_the_emulated_servos(emulated):
+    from lerobot.motors import Motor, MotorNormMode
+    from lerobot.motors.feetech import FeetechMotorsBus
+
+    motors = {name: Motor(i + 1, "sts3215", MotorNormMode.RANGE_M100_100) for i, name in enumerate(JOINTS)}
+    bus = FeetechMotorsBus(port=emulated.port, motors=motors)
+    bus.connect()  # LeRobot's handshake: every id answers with the STS3215 model number, same firmware
+    assert bus.broadcast_ping() == {i: 777 for i in range(1, 7)}
+    assert bus.sync_read("Present_Position", normalize=False) == dict.fromkeys(JOINTS, 2048)
+    bus.enable_torque()
+    bus.sync_write("Goal_Position", {"gripper": 2400}, normalize=False)
+    for _ in range(10):
+        present = bus.sync_read("Present_Position", normalize=False)
+    assert present["gripper"] == 2400 and present["shoulder_pan"] == 2048
+    bus.disconnect()  # releases torque on every motor
+    assert all(servo.memory[40] == 0 for servo in emulated.servos.values())
+
+
+def test_doctor_probes_the_arm_and_names_the_missing_calibration(emulated, tmp_path):
+    rows = _doctor("robot=so101_follower", f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}")
+    prefix = "robot so101_follower (follower)"
+    assert rows[f"{prefix} port"]["status"] == "ok"
+    assert rows[f"{prefix} motors"]["status"] == "ok" and "ids 1, 2, 3, 4, 5, 6" in rows[f"{prefix} motors"]["detail"]
+    calibration = rows[f"{prefix} calibration"]
+    assert calibration["status"] == "fail" and "no calibration for id 'follower'" in calibration["detail"]
+    assert "lerobot-calibrate --robot.type=so101_follower" in calibration["fix"]
+    assert all(servo.memory[40] == 0 for servo in emulated.servos.values())  # nothing was moved
+
+
+def test_doctor_accepts_a_matching_calibration_and_flags_a_stale_one(emulated, tmp_path):
+    _calibration(tmp_path / "follower.json")
+    rows = _doctor("robot=so101_follower", f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}")
+    assert rows["robot so101_follower (follower) calibration"]["status"] == "ok"
+    _calibration(tmp_path / "follower.json", range_max=3000)  # another arm's calibration
+    rows = _doctor("robot=so101_follower", f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}")
+    stale = rows["robot so101_follower (follower) calibration"]
+    assert stale["status"] == "fail" and "shoulder_pan" in stale["detail"] and "recalibrate" in stale["fix"]
+
+
+def test_doctor_names_a_motor_that_does_not_answer(emulated, tmp_path):
+    emulated.mute(3)
+    rows = _doctor("robot=so101_follower", f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}")
+    motors = rows["robot so101_follower (follower) motors"]
+    assert motors["status"] == "fail" and "motor 3 (elbow_flex) does not answer" in motors["detail"]
+    assert "daisy-chain" in motors["fix"]
+
+
+def test_doctor_names_a_port_that_is_not_there(tmp_path):
+    rows = _doctor(
+        "robot=so101_follower", "robot.port=/dev/serial/by-id/usb-nothing-here", f"robot.calibration_dir={tmp_path}"
+    )
+    port = rows["robot so101_follower (follower) port"]
+    assert port["status"] == "fail" and "does not exist" in port["detail"] and "find-port" in port["fix"]
+
+
+def test_doctor_names_the_host_profile_key_when_no_port_is_known(tmp_path):
+    rows = _doctor("~host", "robot=so101_follower", f"robot.calibration_dir={tmp_path}")
+    port = rows["robot so101_follower (follower) port"]
+    assert port["status"] == "fail" and "host.ports.follower" in port["detail"]
