@@ -16,6 +16,12 @@ from runner.stage import Stage
 
 # Stages that work today; each later stage joins this table when it is built.
 STAGES: dict[str, Stage] = {
+    "calibrate": Stage(
+        "calibrate",
+        "LeRobot's interactive calibration of the real arms named by robot=/teleop= (ports from the host profile)",
+        "runner.stages.calibrate:calibrate",
+        uses=("robot", "teleop", "host"),
+    ),
     "record": Stage(
         "record",
         "record demonstrations into a LeRobot dataset (simulated SO-101 by default)",

@@ -1,8 +1,12 @@
 """Real-arm glue against an emulated SO-101 servo bus: a pty speaking Feetech's protocol to LeRobot's bus."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -91,3 +95,58 @@ def test_doctor_names_the_host_profile_key_when_no_port_is_known(tmp_path):
     rows = _doctor("~host", "robot=so101_follower", f"robot.calibration_dir={tmp_path}")
     port = rows["robot so101_follower (follower) port"]
     assert port["status"] == "fail" and "host.ports.follower" in port["detail"]
+
+
+def _wait_for(buffer: list[str], text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in "".join(buffer):
+        assert time.monotonic() < deadline, f"never saw {text!r} in {''.join(buffer)[-2000:]}"
+        time.sleep(0.05)
+
+
+def test_calibrate_runs_lerobot_calibration_on_the_bus_and_keeps_a_hashed_copy(emulated, tmp_path, outputs_root):
+    moving = threading.Event()
+
+    def move_joints():  # the user sweeping every joint through its range
+        step = 0
+        while not moving.is_set():
+            for servo in emulated.servos.values():
+                servo.set_present(1500 + (step * 37 + servo.servo_id * 100) % 1100)
+            step += 1
+            time.sleep(0.01)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "calibrate", "robot=so101_follower", "teleop=none",
+         f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(iter(lambda: process.stdout.read(1), "")), daemon=True)
+    reader.start()
+    mover = threading.Thread(target=move_joints, daemon=True)
+    try:
+        _wait_for(output, "middle of its range of motion")
+        process.stdin.write("\n")
+        process.stdin.flush()
+        _wait_for(output, "Press ENTER to stop")
+        mover.start()
+        time.sleep(1.5)
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.wait(timeout=120) == 0, "".join(output)[-3000:]
+    finally:
+        moving.set()
+        if process.poll() is None:
+            process.kill()
+    calibration = json.loads((tmp_path / "follower.json").read_text())
+    assert set(calibration) == set(JOINTS)
+    assert all(c["range_min"] < c["range_max"] for c in calibration.values())
+    [run] = [p.parent for p in outputs_root.rglob("run.json")]
+    record = json.loads((run / "run.json").read_text())
+    saved = record["calibration"]["robot"]
+    assert saved["sha256"] == hashlib.sha256((tmp_path / "follower.json").read_bytes()).hexdigest()
+    assert (run / "calibration" / "robot_follower.json").read_text() == (tmp_path / "follower.json").read_text()
+    assert all(servo.memory[40] == 0 for servo in emulated.servos.values())  # torque released at the end
+    rows = _doctor("robot=so101_follower", f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}")
+    assert rows["robot so101_follower (follower) calibration"]["status"] == "ok"

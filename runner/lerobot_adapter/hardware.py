@@ -76,3 +76,20 @@ def probe_arm(config: RobotConfig | TeleoperatorConfig) -> ArmReport:
         except (ConnectionError, RuntimeError):  # a motor that does not answer cannot confirm torque off
             bus.port_handler.closePort()
     return report
+
+
+def calibrate(config: RobotConfig | TeleoperatorConfig) -> Path:
+    """LeRobot's own interactive calibration of one arm (it asks on the terminal); returns the file it wrote.
+
+    An existing calibration for the id is replaced: choosing to calibrate is the answer to LeRobot's
+    "use the file or recalibrate" question.
+    """
+    make = make_robot_from_config if isinstance(config, RobotConfig) else make_teleoperator_from_config
+    device = make(config)
+    device.bus.connect()
+    try:
+        device.calibration = {}
+        device.calibrate()
+    finally:
+        device.bus.disconnect(disable_torque=True)
+    return Path(device.calibration_fpath)

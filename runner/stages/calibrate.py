@@ -1,0 +1,59 @@
+"""``runner calibrate``: LeRobot's interactive calibration of the real arms a config names.
+
+The arms' ports and calibration ids come from the host profile and the robot/teleop options, exactly as
+``record`` will use them. LeRobot writes its calibration file (keyed by the arm's id) where it always does;
+runner keeps a copy in the run directory and records its SHA-256, so every later run that uses the arm can
+name the calibration it ran with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.app import StageContext
+from runner.errors import ConfigError
+
+log = logging.getLogger("runner.calibrate")
+
+REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
+
+
+def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
+    from runner.hardware.checks import port_access
+    from runner.lerobot_adapter import hardware, recording
+
+    cfg = cfg.copy()
+    OmegaConf.update(cfg, "cameras", {}, merge=False)  # calibration needs the motors only
+    arms = []
+    if cfg.robot.type in REAL_ARMS:
+        arms.append(("robot", cfg.robot, recording.robot_config(cfg)))
+    if cfg.teleop.type in REAL_ARMS:
+        arms.append(("teleop", cfg.teleop, recording.teleop_config(cfg)))
+    if not arms:
+        raise ConfigError(
+            "robot", f"is {cfg.robot.type} and teleop is {cfg.teleop.type}: no real arm to calibrate",
+            "name the arms, e.g. runner calibrate robot=so101_follower teleop=so101_leader",
+        )  # fmt: skip
+    for kind, arm, config in arms:
+        access = port_access(f"{kind} port", str(config.port))
+        if access.status != "ok":
+            raise ConfigError(f"host.ports.{arm.role}", access.detail, access.fix)
+    run = ctx.start_run()
+    saved = {}
+    for kind, arm, config in arms:
+        log.info("calibrating %s %s (id %s) on %s: follow LeRobot's prompts", kind, arm.type, arm.id, config.port)
+        written = hardware.calibrate(config)
+        copy = run.dir / "calibration" / f"{kind}_{arm.id}.json"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copy2(written, copy)
+        saved[kind] = {
+            "id": arm.id, "type": arm.type, "file": str(written),
+            "sha256": hashlib.sha256(written.read_bytes()).hexdigest(),
+        }  # fmt: skip
+        run.add_artifact(copy)
+        log.info("%s calibration saved to %s (sha256 %s)", kind, written, saved[kind]["sha256"][:12])
+    run.update(calibration=saved)
