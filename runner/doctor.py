@@ -37,6 +37,8 @@ class Check:
     status: str
     detail: str
     fix: str = ""
+    # Hardware rows: the calibration file in use and its SHA-256, recorded by the stages that use the arm.
+    calibration: dict | None = None
 
 
 def _version(dist: str) -> str | None:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -150,3 +151,67 @@ def test_calibrate_runs_lerobot_calibration_on_the_bus_and_keeps_a_hashed_copy(e
     assert all(servo.memory[40] == 0 for servo in emulated.servos.values())  # torque released at the end
     rows = _doctor("robot=so101_follower", f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}")
     assert rows["robot so101_follower (follower) calibration"]["status"] == "ok"
+
+
+def _arms(bus_follower, bus_leader, calibration_dir):
+    return ["robot=so101_follower", "teleop=so101_leader", "cameras=none", f"robot.port={bus_follower.port}",
+            f"teleop.port={bus_leader.port}", f"robot.calibration_dir={calibration_dir}",
+            f"teleop.calibration_dir={calibration_dir}", "episode.fps=10", "episode.reset_time_s=0",
+            "episode.early_stop.keys=false"]  # fmt: skip
+
+
+def test_record_on_emulated_arms_uses_lerobot_robot_classes_and_records_the_calibration(tmp_path, outputs_root):
+    from conftest import run_runner
+
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        _calibration(tmp_path / "follower.json")
+        _calibration(tmp_path / "leader.json")
+        leader.servos[6].set_present(3000)  # the operator holds the leader's gripper open
+        result = run_runner("record", *_arms(follower, leader, tmp_path), "episode.num_episodes=2",
+                            "episode.episode_time_s=1", timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert all(servo.memory[40] == 0 for servo in follower.servos.values())  # torque released
+        assert follower.servos[6].word(42) > 2048  # the follower was commanded toward the leader
+    [run] = [p.parent for p in outputs_root.rglob("run.json")]
+    record = json.loads((run / "run.json").read_text())
+    digest = hashlib.sha256((tmp_path / "follower.json").read_bytes()).hexdigest()
+    assert record["calibration"]["robot"] == {
+        "id": "follower",
+        "file": str(tmp_path / "follower.json"),
+        "sha256": digest,
+    }
+    assert record["episodes"]["kept"] == 2
+    info = json.loads((run / "dataset" / "meta" / "info.json").read_text())
+    assert info["robot_type"] == "so_follower" or info["robot_type"].startswith("so10")
+    assert info["features"]["observation.state"]["names"][0] == "shoulder_pan.pos"
+
+
+def test_record_refuses_an_uncalibrated_arm_before_anything_moves(tmp_path, outputs_root):
+    from conftest import run_runner
+
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        _calibration(tmp_path / "leader.json")
+        result = run_runner("record", *_arms(follower, leader, tmp_path), "episode.num_episodes=1", timeout=300)
+        assert all(servo.memory[40] == 0 for servo in follower.servos.values())
+    assert result.returncode == 2
+    assert "no calibration for id 'follower'" in result.stderr and "lerobot-calibrate" in result.stderr
+    assert not list(outputs_root.rglob("run.json"))
+
+
+def test_sigterm_while_recording_on_real_arms_releases_torque(tmp_path, outputs_root):
+    from conftest import start_runner, wait_for_log
+
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        _calibration(tmp_path / "follower.json")
+        _calibration(tmp_path / "leader.json")
+        process = start_runner("record", *_arms(follower, leader, tmp_path), "episode.num_episodes=3",
+                               "episode.episode_time_s=60")  # fmt: skip
+        wait_for_log(process, "recording 3 episodes")
+        time.sleep(1.0)
+        assert any(servo.memory[40] == 1 for servo in follower.servos.values())  # the follower holds its pose
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+        assert process.returncode == 143
+        assert all(servo.memory[40] == 0 for servo in follower.servos.values())
+    [run] = [p.parent for p in outputs_root.rglob("run.json")]
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"

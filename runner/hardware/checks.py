@@ -8,6 +8,7 @@ the next ``runner record`` will use. Nothing moves: the buses are only read.
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -81,7 +82,10 @@ def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
         rows.append(Check(f"{label} calibration", FAIL, f"the motors' calibration differs from "
                           f"{report.calibration_file}: {detail}", f"recalibrate: {calibrate}"))  # fmt: skip
     elif motors.status == OK:
-        rows.append(Check(f"{label} calibration", OK, f"{report.calibration_file} matches the motors"))
+        digest = hashlib.sha256(report.calibration_file.read_bytes()).hexdigest()
+        used = {"id": device.id, "file": str(report.calibration_file), "sha256": digest}
+        matches = f"{report.calibration_file} matches the motors"
+        rows.append(Check(f"{label} calibration", OK, matches, calibration=used))
     else:
         rows.append(Check(f"{label} calibration", WARN, f"{report.calibration_file} exists; motors not all answering"))
     return rows
