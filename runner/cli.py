@@ -22,6 +22,12 @@ STAGES: dict[str, Stage] = {
         "runner.stages.calibrate:calibrate",
         uses=("robot", "teleop", "host"),
     ),
+    "teleoperate": Stage(
+        "teleoperate",
+        "the leader arm drives the follower at episode.fps with the loop rate shown; q stops (nothing recorded)",
+        "runner.stages.teleoperate:teleoperate",
+        uses=("robot", "teleop", "host", "episode"),
+    ),
     "record": Stage(
         "record",
         "record demonstrations into a LeRobot dataset (simulated SO-101 by default)",

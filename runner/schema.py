@@ -379,6 +379,8 @@ class RunnerConfig:
     dataset_run: Any = "latest"
     # The train run an eval run evaluates: an id, a prefix or latest (ignored with eval.policy_path).
     policy_run: str = "latest"
+    # teleoperate: stop after this many seconds (null: when you press q or Ctrl-C).
+    duration_s: float | None = None
     sweep: SweepConfig = field(default_factory=SweepConfig)
     pipeline: PipelineConfig = MISSING
 

@@ -215,3 +215,21 @@ def test_sigterm_while_recording_on_real_arms_releases_torque(tmp_path, outputs_
         assert all(servo.memory[40] == 0 for servo in follower.servos.values())
     [run] = [p.parent for p in outputs_root.rglob("run.json")]
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_teleoperate_follows_the_leader_and_reports_its_loop_rate(tmp_path, outputs_root):
+    from conftest import run_runner
+
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        _calibration(tmp_path / "follower.json")
+        _calibration(tmp_path / "leader.json")
+        leader.servos[1].set_present(2300)  # the operator turned the leader's shoulder
+        result = run_runner("teleoperate", *_arms(follower, leader, tmp_path), "duration_s=2", timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert follower.servos[1].word(42) > 2048  # the follower was sent toward the leader's pose
+        assert all(servo.memory[40] == 0 for servo in follower.servos.values())  # torque released at the end
+    [run] = [p.parent for p in outputs_root.rglob("run.json")]
+    record = json.loads((run / "run.json").read_text())
+    report = record["teleoperation"]
+    assert report["ended_by"] == "duration" and report["steps"] >= 10 and report["rate_hz_mean"] > 5
+    assert record["calibration"]["teleop"]["id"] == "leader"

@@ -103,3 +103,16 @@ def hardware_checks(cfg: DictConfig) -> list[Check]:
     if not rows:
         rows.append(Check("hardware", OK, f"robot={cfg.robot.type}, teleop={cfg.teleop.type}: nothing to probe"))
     return rows
+
+
+def require_ready_arms(cfg: DictConfig) -> dict:
+    """Before a stage moves anything: every real arm answers and is calibrated, else a ConfigError with the
+    doctor's message and fix. Returns the calibration files in use with their SHA-256, for run.json."""
+    if cfg.robot.type not in REAL_ARMS and cfg.teleop.type not in REAL_ARMS:
+        return {}
+    rows = hardware_checks(cfg)
+    failed = [row for row in rows if row.status == FAIL]
+    if failed:
+        key = "teleop" if failed[0].name.startswith("teleop") else "robot"
+        raise ConfigError(key, f"failed its hardware check: {failed[0].name}: {failed[0].detail}", failed[0].fix)
+    return {row.name.split(" ")[0]: row.calibration for row in rows if row.calibration}

@@ -69,23 +69,6 @@ def _check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"task.scenarios[{index}].target_position", f"is {list(target)}", "give [x, y]")
 
 
-def _check_real_arms(cfg: DictConfig) -> dict:
-    """Before anything moves: every real arm answers and is calibrated (else the doctor's message and fix).
-
-    Returns the calibration files in use with their SHA-256, for run.json.
-    """
-    from runner.hardware.checks import REAL_ARMS, hardware_checks
-
-    if cfg.robot.type not in REAL_ARMS and cfg.teleop.type not in REAL_ARMS:
-        return {}
-    rows = hardware_checks(cfg)
-    failed = [row for row in rows if row.status == "fail"]
-    if failed:
-        key = "teleop" if failed[0].name.startswith("teleop") else "robot"
-        raise ConfigError(key, f"failed its hardware check: {failed[0].name}: {failed[0].detail}", failed[0].fix)
-    return {row.name.split(" ")[0]: row.calibration for row in rows if row.calibration}
-
-
 class EpisodeTable:
     """episodes.csv: one row per attempt, written and synced as soon as the attempt ends."""
 
@@ -244,6 +227,7 @@ def _reset_period(seconds: float, keys, display) -> bool:
 
 
 def record(cfg: DictConfig, ctx: StageContext) -> None:
+    from runner.hardware.checks import require_ready_arms
     from runner.lerobot_adapter import recording
     from runner.sim.world import Variation
     from runner.validation import EpisodeLimits, FrameLog, check_episode
@@ -256,7 +240,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
     plan = record_plan(cfg)
     robot_config = recording.robot_config(cfg)
     teleop_config = recording.teleop_config(cfg)
-    calibration = _check_real_arms(cfg)
+    calibration = require_ready_arms(cfg)
 
     run: Run = ctx.resume_run(previous) if previous is not None else ctx.start_run()
     if calibration:
