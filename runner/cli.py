@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runner.compare",
         "compare eval runs or a sweep: success rates, 95 % CIs, significance, differing config (csv/md/png)",
     ),
+    "find-port": (
+        "runner.find_port",
+        "find an arm's serial port by unplugging it; writes its stable path into the host profile",
+    ),
     "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
 }
 

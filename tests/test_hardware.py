@@ -233,3 +233,48 @@ def test_teleoperate_follows_the_leader_and_reports_its_loop_rate(tmp_path, outp
     report = record["teleoperation"]
     assert report["ended_by"] == "duration" and report["steps"] >= 10 and report["rate_hz_mean"] > 5
     assert record["calibration"]["teleop"]["id"] == "leader"
+
+
+def test_find_port_names_the_port_that_disappears_and_writes_the_host_profile(tmp_path):
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    profile = tmp_path / "host" / "local.yaml"
+    profile.parent.mkdir()
+    profile.write_text("name: local\nports:\n  leader: /dev/serial/by-id/usb-leader\ncalibration_dir: /cal\n")
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        arm = by_id / "usb-1a86_USB_Single_Serial_FOLLOWER-if00"
+        arm.symlink_to(follower.port)
+        (by_id / "usb-1a86_USB_Single_Serial_LEADER-if00").symlink_to(leader.port)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runner", "find-port", "--role", "follower", "--profile", str(profile)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RUNNER_SERIAL_BY_ID": str(by_id)},
+        )  # fmt: skip
+        output: list[str] = []
+        threading.Thread(target=lambda: output.extend(iter(lambda: process.stdout.read(1), "")), daemon=True).start()
+        _wait_for(output, "Unplug the USB cable of the follower arm")
+        arm.unlink()  # the user pulls the follower's cable
+        process.stdin.write("\n")
+        process.stdin.flush()
+        _wait_for(output, "Plug it back in")
+        arm.symlink_to(follower.port)
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.wait(timeout=60) == 0, "".join(output)
+    import yaml
+
+    written = yaml.safe_load(profile.read_text())
+    assert written["ports"] == {"leader": "/dev/serial/by-id/usb-leader", "follower": str(arm)}
+    assert written["calibration_dir"] == "/cal" and f"The follower arm is on {arm}" in "".join(output)
+
+
+def test_find_port_refuses_when_nothing_or_two_ports_disappear(tmp_path):
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "usb-arm").symlink_to("/dev/null")
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "find-port", "--role", "follower", "--profile", str(tmp_path / "p.yaml")],
+        input="\n", capture_output=True, text=True, timeout=60, env={**os.environ, "RUNNER_SERIAL_BY_ID": str(by_id)},
+    )  # fmt: skip
+    assert result.returncode == 1 and "no port disappeared" in result.stderr
+    assert not (tmp_path / "p.yaml").exists()
