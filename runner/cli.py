@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runner.find_port",
         "find an arm's serial port by unplugging it; writes its stable path into the host profile",
     ),
+    "find-cameras": (
+        "runner.find_cameras",
+        "list cameras with the mode they really deliver and a snapshot each; writes their roles to the host profile",
+    ),
     "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
 }
 

@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 
 from runner import outputs, provenance
-from runner.redact import Redactor
 from runner.stats import fisher_exact
 
 ALPHA = 0.05
@@ -189,18 +188,6 @@ def _plot(rows: list[Row], best: Row, path: Path) -> None:
     temporary.replace(path)
 
 
-def _start_run(root: Path, experiment: str, argv: list[str], parents: list[str]) -> tuple[Path, dict]:
-    redactor = Redactor()
-    run_id, run_dir = outputs.create_unique_dir(root / experiment, "compare")
-    git, diff = provenance.git_state(outputs.repo_root())
-    if diff is not None:
-        (run_dir / provenance.GIT_DIFF_FILE).write_text(redactor.text(diff))
-    args = [redactor.override(a) for a in argv]
-    record = provenance.run_record(run_id, "compare", experiment, args, args[2:], parents, git, outputs.now_iso())
-    outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
-    return run_dir, record
-
-
 def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -259,7 +246,8 @@ def main(argv: list[str]) -> int:
     differing = sorted({k for row in rows for k in row.differing})
     experiments = {row.run.experiment for row in rows}
     experiment = experiments.pop() if len(experiments) == 1 else "default"
-    run_dir, record = _start_run(root, experiment, ["runner", "compare", *argv], [r.run.id for r in rows])
+    run_dir, record = provenance.start_utility_run(root / experiment, "compare", ["runner", "compare", *argv],
+                                                   [r.run.id for r in rows])  # fmt: skip
     columns = [*METRIC_COLUMNS, *differing]
     outputs.write_csv_atomic(run_dir / "comparison.csv", columns, [row.values() for row in rows])
     markdown = (

@@ -13,9 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
-from runner import outputs
+from runner.host_profile import ask, profile_path, write_profile
 
 # Where udev keeps stable serial names; tests point it at a folder of links to ptys.
 BY_ID_ENV = "RUNNER_SERIAL_BY_ID"
@@ -31,36 +29,15 @@ def serial_ports() -> set[str]:
     return {port.device for port in list_ports.comports()}
 
 
-def write_port(profile: Path, role: str, port: str) -> None:
-    """Set ``ports.<role>`` in a host profile, keeping its other keys (comments are not kept)."""
-    data = yaml.safe_load(profile.read_text()) if profile.exists() else None
-    data = data or {"name": profile.stem}
-    data.setdefault("ports", {})
-    data["ports"] = {**(data["ports"] or {}), role: port}
-    header = "# This machine's devices by role (runner find-port / find-cameras write here). See example.yaml.\n"
-    profile.parent.mkdir(parents=True, exist_ok=True)
-    temporary = profile.with_name(f".{profile.name}.tmp")
-    temporary.write_text(header + yaml.safe_dump(data, sort_keys=False))
-    temporary.replace(profile)
-
-
-def _ask(prompt: str) -> str:
-    print(prompt, end="", flush=True)
-    line = sys.stdin.readline()
-    if not line:
-        raise EOFError
-    return line.strip()
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="runner find-port", description=__doc__.split("\n")[0])
     parser.add_argument("--role", help="the arm's role in experiments: follower, leader, ... (asked if omitted)")
     parser.add_argument("--host", default="local", help="host profile to write: conf/host/HOST.yaml (default local)")
     parser.add_argument("--profile", type=Path, help="write this profile file instead of conf/host/HOST.yaml")
     args = parser.parse_args(argv)
-    profile = args.profile or outputs.repo_root() / "conf" / "host" / f"{args.host}.yaml"
+    profile = profile_path(args.host, args.profile)
     try:
-        role = args.role or _ask("Which arm is it (its role: follower, leader, ...)? ")
+        role = args.role or ask("Which arm is it (its role: follower, leader, ...)? ")
         if not role.isidentifier():
             print(f"runner find-port: '{role}' is not a role name (letters, digits, _)", file=sys.stderr)
             return 2
@@ -69,7 +46,7 @@ def main(argv: list[str]) -> int:
             print("runner find-port: no serial port found. Plug the arm's USB cable in (and power it), then retry.",
                   file=sys.stderr)  # fmt: skip
             return 1
-        _ask(f"Found {len(before)} serial port(s). Unplug the USB cable of the {role} arm, then press Enter. ")
+        ask(f"Found {len(before)} serial port(s). Unplug the USB cable of the {role} arm, then press Enter. ")
         gone = sorted(before - serial_ports())
         if len(gone) != 1:
             what = "no port disappeared" if not gone else f"{len(gone)} ports disappeared ({', '.join(gone)})"
@@ -77,14 +54,14 @@ def main(argv: list[str]) -> int:
             return 1
         port = gone[0]
         print(f"The {role} arm is on {port}")
-        _ask("Plug it back in, then press Enter. ")
+        ask("Plug it back in, then press Enter. ")
         if port not in serial_ports():
             print(f"runner find-port: {port} did not come back; check the cable (the profile is written anyway).",
                   file=sys.stderr)  # fmt: skip
     except (EOFError, KeyboardInterrupt):
         print("\nrunner find-port: stopped; nothing written.", file=sys.stderr)
         return 130
-    write_port(profile, role, port)
+    write_profile(profile, "ports", role, port)
     print(f"Wrote ports.{role}: {port} to {profile}")
     from runner.hardware.checks import port_access
 

@@ -144,3 +144,22 @@ def run_record(
         "artifacts": [],
         "error": None,
     }
+
+
+def start_utility_run(parent: Path, stage: str, argv: list[str], parents: list[str]) -> tuple[Path, dict[str, Any]]:
+    """A run made by a utility command (no Hydra): its own directory and a complete run.json.
+
+    The caller adds its artefacts and ends it with ``status``/``ended_at`` (written atomically).
+    """
+    from runner import outputs
+    from runner.redact import Redactor
+
+    redactor = Redactor()
+    run_id, run_dir = outputs.create_unique_dir(parent, stage)
+    git, diff = git_state(outputs.repo_root())
+    if diff is not None:
+        (run_dir / GIT_DIFF_FILE).write_text(redactor.text(diff))
+    args = [redactor.override(a) for a in argv]
+    record = run_record(run_id, stage, parent.name, args, args[2:], parents, git, outputs.now_iso())
+    outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
+    return run_dir, record

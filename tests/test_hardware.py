@@ -278,3 +278,58 @@ def test_find_port_refuses_when_nothing_or_two_ports_disappear(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1 and "no port disappeared" in result.stderr
     assert not (tmp_path / "p.yaml").exists()
+
+
+def _videos(folder, sizes):
+    import cv2
+    import numpy as np
+
+    folder.mkdir()
+    paths = []
+    for index, (width, height) in enumerate(sizes):
+        path = folder / f"usb-Camera_{index}-video-index0.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (width, height))
+        for frame in range(60):
+            writer.write(np.full((height, width, 3), (frame * 4 + index * 80) % 255, np.uint8))
+        writer.release()
+        paths.append(path)
+    return paths
+
+
+def test_find_cameras_measures_each_camera_keeps_a_snapshot_and_writes_roles(tmp_path, outputs_root):
+    first, second = _videos(tmp_path / "by-id", [(160, 120), (64, 48)])
+    profile = tmp_path / "local.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "find-cameras", "--profile", str(profile)], input="side\n\n",
+        capture_output=True, text=True, timeout=120, env={**os.environ, "RUNNER_VIDEO_BY_ID": str(tmp_path / "by-id")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "160x120" in result.stdout and "64x48" in result.stdout and "fps measured" in result.stdout
+    import yaml
+
+    assert yaml.safe_load(profile.read_text())["cameras"] == {"side": str(first)}
+    [run] = [p.parent for p in outputs_root.rglob("run.json")]
+    record = json.loads((run / "run.json").read_text())
+    assert [c["device"] for c in record["cameras"]] == [str(first), str(second)] and record["roles"] == {
+        "side": str(first)
+    }
+    assert all((run / c["snapshot"]).stat().st_size > 100 for c in record["cameras"])
+
+
+def test_doctor_opens_each_camera_at_its_mode_and_reports_the_measured_rate(tmp_path):
+    [video] = _videos(tmp_path / "cams", [(160, 120)])
+    common = [
+        "~host",
+        "cameras=side_only",
+        f"+host.cameras.side={video}",
+        "cameras.side.height=120",
+        "cameras.side.fourcc=null",
+    ]
+    result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *common, "cameras.side.width=160"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    row = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
+    assert row["status"] == "ok" and "160x120" in row["detail"] and "fps measured" in row["detail"]
+    result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *common, "cameras.side.width=320"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    row = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
+    assert row["status"] == "fail" and "asked 320x120" in row["detail"] and "got 160x120" in row["detail"]

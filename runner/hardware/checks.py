@@ -91,6 +91,38 @@ def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
     return rows
 
 
+def camera_checks(cfg: DictConfig) -> list[Check]:
+    """Each real camera of the config opens at its mode; the measured frame rate is reported."""
+    from runner.hardware.cameras import probe_camera
+
+    rows = []
+    for role, camera in cfg.cameras.items():
+        if camera.type.value != "opencv":
+            continue
+        name = f"camera {role}"
+        device = cfg.host.cameras.get(role)
+        if device is None:
+            fix = f"run `runner find-cameras`, or add `{role}: /dev/v4l/by-id/...` under cameras:"
+            rows.append(Check(name, FAIL, f"`host.cameras.{role}` is not set in this host profile", fix))
+            continue
+        probe = probe_camera(str(device), camera.width, camera.height, camera.fps, camera.fourcc)
+        if not probe.opened:
+            fix = "is it plugged in, or used by another program? `runner find-cameras` lists cameras"
+            rows.append(Check(name, FAIL, f"{device} does not open or gives no frame", fix))
+            continue
+        delivered = f"{probe.width}x{probe.height} {probe.fourcc} at {probe.measured_fps:.1f} fps measured"
+        asked = f"{camera.width}x{camera.height} {camera.fourcc or ''} at {camera.fps} fps".replace("  ", " ")
+        if (probe.width, probe.height) != (camera.width, camera.height):
+            rows.append(Check(name, FAIL, f"{device}: asked {asked}, got {delivered}",
+                              f"use a mode the camera has (set cameras.{role}.width/height)"))  # fmt: skip
+        elif probe.measured_fps < 0.9 * camera.fps:
+            rows.append(Check(name, WARN, f"{device}: asked {asked}, got {delivered}",
+                              "try fourcc MJPG, another USB port (not through a hub), or a lower fps"))  # fmt: skip
+        else:
+            rows.append(Check(name, OK, f"{device}: {delivered}"))
+    return rows
+
+
 def hardware_checks(cfg: DictConfig) -> list[Check]:
     """Rows for the real arms a composed config names (none in simulation)."""
     cfg = cfg.copy()
