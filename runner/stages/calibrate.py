@@ -19,11 +19,9 @@ from runner.errors import ConfigError
 
 log = logging.getLogger("runner.calibrate")
 
-REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
-
 
 def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.hardware.checks import port_access
+    from runner.hardware.checks import REAL_ARMS, port_access
     from runner.lerobot_adapter import hardware, recording
 
     cfg = cfg.copy()
