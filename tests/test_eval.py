@@ -201,3 +201,9 @@ def test_batched_eval_keeps_rollouts_as_one_lerobot_dataset(trained):
     assert {"observation.images.side", "observation.images.wrist", "action", "next.success"} <= set(rollouts.features)
     assert not (run / "eval" / "rollouts" / "parts").exists()
     assert len(list((run / "eval" / "videos").glob("*.mp4"))) == 3  # the padded batch slot is not a video
+
+
+def test_showing_the_eval_config_runs_nothing_even_with_checkpoint_all(outputs_root):
+    result = run_runner("eval", "experiment=sim_demo", "--cfg", "job")  # the preset says eval.checkpoint: all
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "checkpoint: all" in result.stdout and not run_dirs(outputs_root)

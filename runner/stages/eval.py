@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from runner import outputs
 from runner.app import StageContext, compose_without_sweeps, parallel_jobs
 from runner.errors import ConfigError
+from runner.lerobot_adapter.checkpoints import checkpoints
 from runner.scenarios import plan_episodes
 from runner.stats import wilson_interval
 
@@ -33,6 +34,8 @@ METRICS_JSON = "metrics.json"
 EPISODES_CSV = "episodes.csv"
 EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "steps", "seconds", "sum_reward", "wall_s"]
 HELD_OUT_SEED = 10_000
+# Hydra flags that print instead of running (Hydra refuses them together with -m).
+INSPECT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
 TRAIN_DIR = "train"
 LINEAGE = "runner_lineage.json"
 
@@ -61,16 +64,24 @@ def eval_seeds(cfg: DictConfig) -> list[int]:
     return seeds[:n]
 
 
-def _checkpoint_steps(train_dir: Path) -> dict[int, Path]:
-    from runner.lerobot_adapter.checkpoints import checkpoints
-
-    return checkpoints(train_dir)
+def train_checkpoints(outputs_root: Path, ref: str) -> tuple[outputs.RunInfo, dict[int, Path]]:
+    """The train run ``policy_run`` names and its complete checkpoints by step; a miss names the key."""
+    try:
+        train = outputs.resolve_run(outputs_root, ref, stage="train")
+    except outputs.RunReferenceError as error:
+        raise ConfigError("policy_run", str(error).rstrip("."), "give a train run id (see `runner runs`)") from None
+    available = checkpoints(train.path / TRAIN_DIR)
+    if not available:
+        raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
+    return train, available
 
 
 def expand_checkpoints(args: list[str]) -> list[str]:
     """Before anything runs: ``eval.checkpoint=all`` becomes one sweep job per checkpoint, and the steps a
     command line names are checked against the train run's checkpoints (a sweep would otherwise create its
     directory first and fail job by job)."""
+    if any(a in INSPECT_FLAGS or a.startswith("--cfg=") for a in args):
+        return args  # showing the config runs nothing, so there is nothing to expand or check
     composed = compose_without_sweeps(args)
     if composed is None:
         return args
@@ -87,13 +98,8 @@ def expand_checkpoints(args: list[str]) -> list[str]:
                 "sweep explicit steps (eval.checkpoint=2000,4000) or use eval.checkpoint=last",
             )
         return args
-    try:
-        train = outputs.resolve_run(Path(cfg.paths.outputs), str(cfg.policy_run), stage="train")
-    except outputs.RunReferenceError as error:
-        raise ConfigError("policy_run", str(error).rstrip("."), "give a train run id (see `runner runs`)") from None
-    steps = sorted(_checkpoint_steps(train.path / TRAIN_DIR))
-    if not steps:
-        raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
+    train, available = train_checkpoints(Path(cfg.paths.outputs), str(cfg.policy_run))
+    steps = sorted(available)
     if wanted != ["all"]:
         unknown = [w for w in wanted if w != "last" and not (w.isdigit() and int(w) in steps)]
         if unknown and all(w.replace(" ", "").isalnum() for w in wanted):  # plain values, not range(...)
@@ -128,10 +134,7 @@ def _policy_source(cfg: DictConfig, ctx: StageContext) -> PolicySource:
                 "give a checkpoint's pretrained_model folder, or a policy downloaded with `huggingface-cli download`",
             )
         return PolicySource(folder.resolve(), None, None)
-    train = ctx.find_run("policy_run", str(cfg.policy_run), "train")
-    available = _checkpoint_steps(train.path / TRAIN_DIR)
-    if not available:
-        raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
+    train, available = train_checkpoints(ctx.outputs_root, str(cfg.policy_run))
     wanted = str(cfg.eval.checkpoint)
     if wanted == "all":
         raise ConfigError("eval.checkpoint", "is all, which needs a sweep", "run `runner eval eval.checkpoint=all`")
