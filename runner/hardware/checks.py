@@ -123,10 +123,16 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
     return rows
 
 
+def without_cameras(cfg: DictConfig) -> DictConfig:
+    """A copy of the config with no cameras: for work on the arms alone (probing, calibrating, teleoperating)."""
+    cfg = cfg.copy()
+    OmegaConf.update(cfg, "cameras", {}, merge=False)
+    return cfg
+
+
 def hardware_checks(cfg: DictConfig) -> list[Check]:
     """Rows for the real arms a composed config names (none in simulation)."""
-    cfg = cfg.copy()
-    OmegaConf.update(cfg, "cameras", {}, merge=False)  # the arms are probed without opening cameras
+    cfg = without_cameras(cfg)  # cameras have their own rows
     rows = []
     if cfg.robot.type in REAL_ARMS:
         rows += arm_checks("robot", cfg.robot, cfg)

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import shutil
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner.app import StageContext
 from runner.errors import ConfigError
@@ -21,11 +21,10 @@ log = logging.getLogger("runner.calibrate")
 
 
 def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.hardware.checks import REAL_ARMS, port_access
+    from runner.hardware.checks import REAL_ARMS, port_access, without_cameras
     from runner.lerobot_adapter import hardware, recording
 
-    cfg = cfg.copy()
-    OmegaConf.update(cfg, "cameras", {}, merge=False)  # calibration needs the motors only
+    cfg = without_cameras(cfg)  # calibration needs the motors only
     arms = []
     if cfg.robot.type in REAL_ARMS:
         arms.append(("robot", cfg.robot, recording.robot_config(cfg)))

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from runner import outputs
 from runner.app import PIPELINE_ENV, Run, StageContext, resumed_config
+from runner.lerobot_adapter.checkpoints import last_step
 
 log = logging.getLogger("runner.pipeline")
 
@@ -155,7 +156,7 @@ def _train(children: Children, overrides: list[str]) -> None:
         return
     if status is not None:
         run = children._find("train", children.run_id("train"))
-        if run is not None and (run.path / "train" / "checkpoints" / "last").exists():
+        if run is not None and last_step(run.path / "train") is not None:
             children.start("train", [f"resume={run.id}"])
             return
     children.start("train", [*overrides, dataset])

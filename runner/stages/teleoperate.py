@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner.app import StageContext
 from runner.errors import ConfigError
@@ -24,15 +24,14 @@ REPORT_EVERY_S = 5.0
 
 
 def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.hardware.checks import require_ready_arms
+    from runner.hardware.checks import require_ready_arms, without_cameras
     from runner.lerobot_adapter import recording
 
     if cfg.teleop.type == "none":
         raise ConfigError("teleop", "is none: there is no leader to follow", "use teleop=so101_leader")
     if cfg.episode.fps <= 0:
         raise ConfigError("episode.fps", f"is {cfg.episode.fps}", "give a positive loop rate")
-    cfg = cfg.copy()
-    OmegaConf.update(cfg, "cameras", {}, merge=False)  # the loop needs no images; cameras would slow it
+    cfg = without_cameras(cfg)  # the loop needs no images; cameras would slow it
     robot = recording.make_robot(recording.robot_config(cfg))
     teleop = recording.make_teleop(recording.teleop_config(cfg))
     calibration = require_ready_arms(cfg)
