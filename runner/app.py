@@ -9,6 +9,8 @@ anything after it ends the run as ``failed`` or ``interrupted``, never as a half
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -151,6 +153,53 @@ class StageContext:
         log.info("%s run %s -> %s", self.stage.name, run_id, run_dir)
         return self.run
 
+    def start_session_runs(
+        self, jobs: Sequence[tuple[DictConfig, list[str]]], parents: Sequence[str] = (), **sweep_fields: Any
+    ) -> list[StageContext]:
+        """Several runs of this stage made by this one process, as one sweep: its own exclusive directory and
+        sweep.json, one run per (config, overrides) job. Used where the jobs cannot run apart (a blinded
+        real-robot session interleaves the episodes of several checkpoints on one arm).
+
+        Returns one context per job; the first is this context (finished by ``execute_job``), the others
+        must be closed with ``finish_session`` on every path.
+        """
+        _, sweep_dir = outputs.create_unique_dir(self.outputs_root / self.experiment, f"{self.stage.name}-sweep")
+        redactor = self.redactor
+        outputs.write_json_atomic(
+            sweep_dir / outputs.SWEEP_FILE,
+            {
+                "id": sweep_dir.name,
+                "stage": self.stage.name,
+                "experiment": self.experiment,
+                "pipeline": os.environ.get(PIPELINE_ENV),
+                "args": [redactor.override(a) for a in self.argv[2:]],
+                "argv": [redactor.override(a) for a in self.argv],
+                "overrides": [redactor.override(o) for o in self.overrides],
+                "started_at": outputs.now_iso(),
+                "ended_at": None,
+                **sweep_fields,
+            },
+        )
+        contexts = []
+        for job, (cfg, overrides) in enumerate(jobs):
+            ctx = self if job == 0 else dataclasses.replace(self, run=None, _log_handler=None)
+            ctx.cfg, ctx.overrides = cfg, list(overrides)
+            ctx.sweep = {"id": sweep_dir.name, "dir": str(sweep_dir), "job": job}
+            ctx.start_run(parents)
+            contexts.append(ctx)
+        return contexts
+
+    def finish_session(self, contexts: Sequence[StageContext], status: str, error: BaseException | None) -> None:
+        """Close the other runs of a session (``start_session_runs``) and its sweep.json."""
+        for ctx in contexts:
+            if ctx is not self:
+                ctx.finish(status, error)
+        if self.sweep is not None:
+            sweep_file = Path(self.sweep["dir"]) / outputs.SWEEP_FILE
+            record = json.loads(sweep_file.read_text())
+            record["ended_at"] = outputs.now_iso()
+            outputs.write_json_atomic(sweep_file, record)
+
     def resume_run(self, previous: outputs.RunInfo) -> Run:
         """Reopen an earlier run of this stage to continue it in its own directory (its config stays)."""
         if self.run is not None:
@@ -273,8 +322,6 @@ def _check_added_keys(cfg: DictConfig, overrides: Iterable[str], groups: Iterabl
 
     Open maps (``cameras``, ``host.ports``, ...) still accept new keys.
     """
-    import dataclasses
-
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     groups = set(groups)
@@ -415,8 +462,6 @@ class SweepCallback(Callback):
         self._sweep_file = sweep_dir / outputs.SWEEP_FILE
         redactor = Redactor()
         if os.environ.get(SWEEP_RESUME_ENV):
-            import json
-
             record = json.loads(self._sweep_file.read_text())
             record.setdefault("resumes", []).append(
                 {"at": outputs.now_iso(), "argv": [redactor.override(a) for a in sys.argv]}
@@ -459,8 +504,6 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
         if self._sweep_file is not None:
-            import json
-
             record = json.loads(self._sweep_file.read_text())
             record["ended_at"] = outputs.now_iso()
             outputs.write_json_atomic(self._sweep_file, record)

@@ -42,9 +42,9 @@ STAGES: dict[str, Stage] = {
     ),
     "eval": Stage(
         "eval",
-        "roll checkpoints out in simulation on matched seeds: success rate with a 95 % CI (-m to sweep)",
+        "success rate with a 95 % CI on matched episodes: in simulation (-m sweeps), or blinded on a real arm",
         "runner.stages.eval:evaluate",
-        uses=("robot", "cameras", "task", "episode", "eval"),
+        uses=("robot", "cameras", "host", "task", "episode", "eval"),
         expand="runner.stages.eval:expand_checkpoints",
     ),
     "pipeline": Stage(
@@ -71,6 +71,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "list cameras with the mode they really deliver and a snapshot each; writes their roles to the host profile",
     ),
     "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
+    "emulate": (
+        "runner.emulate",
+        "serve emulated SO-101 arms (servo protocol on pseudo-terminals) and cameras for host=emulated",
+    ),
 }
 
 

@@ -24,6 +24,8 @@ class PlannedEpisode:
     seed: int
     # Keyword arguments of the simulator's Variation (sequences as tuples); empty on a real robot.
     variation: dict
+    # Real robot: how the operator sets the scene up (the scenario's start_positions, in turn); None if unlisted.
+    start: str | None = None
 
 
 def plan_episodes(task: DictConfig, seeds: Sequence[int], count_key: str) -> list[PlannedEpisode]:
@@ -35,8 +37,10 @@ def plan_episodes(task: DictConfig, seeds: Sequence[int], count_key: str) -> lis
     if not seeds or not blocks:
         raise ConfigError(count_key, f"gives {len(seeds)} episodes", "set a positive count or scenario counts")
     plan = []
+    uses: dict[str, int] = {}
     for index, seed in enumerate(seeds):
         scenario = blocks[index % len(blocks)]
+        turn = uses[scenario.name] = uses.get(scenario.name, -1) + 1
         if not str(scenario.instruction).strip():
             raise ConfigError(
                 f"task.scenarios[{scenarios.index(scenario)}].instruction",
@@ -48,5 +52,7 @@ def plan_episodes(task: DictConfig, seeds: Sequence[int], count_key: str) -> lis
             value = scenario.get(key) if key in scenario else None
             if value is not None:
                 variation[key] = tuple(value) if OmegaConf.is_list(value) else value
-        plan.append(PlannedEpisode(scenario.name, str(scenario.instruction), int(seed), variation))
+        starts = list(scenario.get("start_positions") or [])
+        start = str(starts[turn % len(starts)]) if starts else None
+        plan.append(PlannedEpisode(scenario.name, str(scenario.instruction), int(seed), variation, start))
     return plan

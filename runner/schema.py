@@ -168,6 +168,9 @@ class ScenarioConfig:
     # Relative light-intensity jitter and camera-position jitter (metres) per episode.
     lighting_jitter: float = 0.0
     camera_jitter: float = 0.0
+    # Real robot: where the operator sets the scene up before each episode ("ball on mark B, 10 cm left"),
+    # used in turn by the scenario's episodes and shown on screen before each evaluation episode.
+    start_positions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -317,8 +320,9 @@ class EvalConfig:
     # The matched start states (and, through the task's scenarios, instructions): every checkpoint in a
     # comparison sees exactly these. null: 10000, 10001, ... (held out from recording's episode.seed + i).
     seeds: list[int] | None = None
-    # A step number, "last" or "all" (all: one sweep job per checkpoint of the policy run).
-    checkpoint: str = "last"
+    # A step number, "last", "all", or a list of steps. In simulation several checkpoints become one sweep
+    # job each; on a real robot they are one blinded session (episodes of all checkpoints interleaved).
+    checkpoint: Any = "last"
     # Episodes stepped together in one batched rollout (one vector env, one policy call per step).
     batch_size: int = 1
     # The first N episodes are saved as videos, camera views side by side.
@@ -328,8 +332,11 @@ class EvalConfig:
     # Evaluate any LeRobot pretrained policy folder instead of a train run (e.g. a base model).
     policy_path: str | None = None
     device: Device = Device.auto
-    # Cameras (roles, sizes) or fps that differ from the training dataset's: warn, or refuse to run.
-    camera_check: CheckMode = CheckMode.warn
+    # Cameras (roles, sizes) or fps that differ from the training dataset's: refuse to run, or (warn) run
+    # anyway with the differences logged in run.log and run.json.
+    camera_check: CheckMode = CheckMode.error
+    # Real robot: the seed of the blinded trial order; null draws one (recorded in run.json to audit it).
+    order_seed: int | None = None
 
 
 @dataclass

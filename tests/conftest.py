@@ -9,6 +9,9 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE = REPO / "tests" / "probe_stage.py"
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# A policy small enough to train in seconds on a CPU.
+TINY_ACT = ["policy.dim_model=32", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
+            "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5"]  # fmt: skip
 
 
 @pytest.fixture
@@ -78,3 +81,18 @@ def start_probe(*args: str, env: dict | None = None) -> subprocess.Popen:
 def run_dirs(root: Path) -> list[Path]:
     """Every directory holding a run.json under an outputs root."""
     return sorted(p.parent for p in root.rglob("run.json"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """An outputs root with a sim_demo record run (2 short episodes) and a tiny ACT train run with checkpoints
+    2 and 4; shared by every test that evaluates (tests add their runs beside them, never change them)."""
+    root = tmp_path_factory.mktemp("trained") / "outputs"
+    env = {"RUNNER_OUTPUTS": str(root)}
+    result = run_runner("record", "experiment=sim_demo", "episode.num_episodes=2", "episode.episode_time_s=2",
+                        env=env, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_runner("train", "experiment=sim_demo", "train.steps=4", "train.save_freq=2", "train.batch_size=2",
+                        "train.num_workers=0", *TINY_ACT, env=env, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root

@@ -9,26 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import run_dirs, run_runner, start_runner
 
-TINY_ACT = ["policy.dim_model=32", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
-            "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5"]  # fmt: skip
 # Three short episodes (1 s at 10 fps) per checkpoint: enough to exercise every path quickly.
 EVAL = ["experiment=sim_demo", "eval.n_episodes=3", "episode.episode_time_s=1", "eval.videos=1"]
 METRIC_KEYS = {"success_rate", "n_episodes", "successes", "ci95", "mean_sum_reward", "mean_episode_s",
                "checkpoint_step", "policy_run", "seeds"}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """An outputs root with a record run (2 short episodes) and a train run with checkpoints 2 and 4."""
-    root = tmp_path_factory.mktemp("eval") / "outputs"
-    env = {"RUNNER_OUTPUTS": str(root)}
-    result = run_runner("record", "experiment=sim_demo", "episode.num_episodes=2", "episode.episode_time_s=2",
-                        env=env, timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    result = run_runner("train", "experiment=sim_demo", "train.steps=4", "train.save_freq=2", "train.batch_size=2",
-                        "train.num_workers=0", *TINY_ACT, env=env, timeout=600)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return root
 
 
 def _eval(root: Path, *overrides: str, timeout: float = 600):
@@ -150,16 +134,20 @@ def test_compare_flags_runs_on_other_seeds_and_a_policy_folder_is_a_row(trained)
 
 
 @pytest.mark.slow
-def test_camera_differences_warn_or_refuse(trained):
-    warned = _eval(trained, "eval.checkpoint=last", "eval.n_episodes=1", "cameras.side.width=96", "eval.videos=0")
+def test_camera_differences_refuse_by_default_or_run_logged_with_the_flag(trained):
+    before = _eval_runs(trained)
+    refused = _eval(trained, "eval.checkpoint=last", "cameras.side.width=96")
+    assert refused.returncode == 2 and "camera 'side': recorded 128x96, evaluating 96x96" in refused.stderr
+    assert "eval.camera_check=warn" in refused.stderr and _eval_runs(trained) == before
+    warned = _eval(trained, "eval.checkpoint=last", "eval.n_episodes=1", "cameras.side.width=96", "eval.videos=0",
+                   "eval.camera_check=warn")  # fmt: skip
     assert warned.returncode == 0, warned.stderr[-3000:]
     assert "camera 'side': recorded 128x96, evaluating 96x96" in warned.stderr
-    newest = max(_eval_runs(trained), key=lambda p: p.name)
-    assert json.loads((newest / "run.json").read_text())["checks"]["cameras"] != "match"
-    before = _eval_runs(trained)
-    refused = _eval(trained, "eval.checkpoint=last", "cameras.side.width=96", "eval.camera_check=error")
-    assert refused.returncode == 2 and "cameras" in refused.stderr and "eval.camera_check=warn" in refused.stderr
-    assert _eval_runs(trained) == before
+    [newest] = _eval_runs(trained) - before
+    assert "eval.camera_check=warn" in (newest / "run.log").read_text()
+    assert json.loads((newest / "run.json").read_text())["checks"]["cameras"] == [
+        "camera 'side': recorded 128x96, evaluating 96x96"
+    ]
 
 
 @pytest.mark.slow

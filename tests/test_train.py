@@ -4,10 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_dirs, run_runner, start_runner, wait_for_log
+from conftest import TINY_ACT, run_dirs, run_runner, start_runner, wait_for_log
 
-TINY_ACT = ["policy.dim_model=32", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
-            "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5"]  # fmt: skip
 TRAIN = ["experiment=sim_demo", "train.num_workers=0", "train.batch_size=2", "train.log_freq=5"]
 
 

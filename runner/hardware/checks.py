@@ -93,7 +93,7 @@ def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
 
 def camera_checks(cfg: DictConfig) -> list[Check]:
     """Each real camera of the config opens at its mode; the measured frame rate is reported."""
-    from runner.hardware.cameras import probe_camera
+    from runner.hardware.cameras import EMULATED_PREFIX, probe_camera
 
     rows = []
     for role, camera in cfg.cameras.items():
@@ -104,6 +104,10 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
         if device is None:
             fix = f"run `runner find-cameras`, or add `{role}: /dev/v4l/by-id/...` under cameras:"
             rows.append(Check(name, FAIL, f"`host.cameras.{role}` is not set in this host profile", fix))
+            continue
+        if str(device).startswith(EMULATED_PREFIX):
+            detail = f"{device} stands in for a camera: {camera.width}x{camera.height} at {camera.fps} fps"
+            rows.append(Check(name, OK, detail))
             continue
         probe = probe_camera(str(device), camera.width, camera.height, camera.fps, camera.fourcc)
         if not probe.opened:

@@ -1,9 +1,9 @@
 """Every call into LeRobot goes through this package, so a LeRobot upgrade touches one place.
 
-Importing the package itself is cheap (``checkpoints`` reads LeRobot's layout without LeRobot). The
-simulated devices (``sim_so101``, ``sim_scripted``) are registered with LeRobot when ``recording`` is
-imported; they are also reachable here, lazily, because LeRobot's factory looks for ``<Name>`` in the
-package of ``<Name>Config``.
+Importing the package itself is cheap (``checkpoints`` reads LeRobot's layout without LeRobot). runner's
+own LeRobot device types (the simulated ``sim_so101`` and ``sim_scripted``, the ``runner_emulated`` camera)
+are registered with LeRobot when ``recording`` is imported; they are also reachable here, lazily, because
+LeRobot's factory looks for ``<Name>`` in the package of ``<Name>Config``.
 """
 
 import logging
@@ -20,12 +20,19 @@ logging.getLogger("OpenGL").setLevel(logging.WARNING)
 # would print a traceback whenever a dataset is made without naming a backend (its rollout recorder does).
 logging.getLogger("lerobot.utils.import_utils").setLevel(logging.ERROR)
 
-SIM_DEVICES = ("SimSO101", "SimSO101Config", "SimScripted", "SimScriptedConfig")
+DEVICE_MODULES = {
+    "SimSO101": "sim_devices",
+    "SimSO101Config": "sim_devices",
+    "SimScripted": "sim_devices",
+    "SimScriptedConfig": "sim_devices",
+    "EmulatedCamera": "emulated_camera",
+    "EmulatedCameraConfig": "emulated_camera",
+}
 
 
 def __getattr__(name: str):
-    if name in SIM_DEVICES:
-        from runner.lerobot_adapter import sim_devices
+    if name in DEVICE_MODULES:
+        import importlib
 
-        return getattr(sim_devices, name)
+        return getattr(importlib.import_module(f"{__name__}.{DEVICE_MODULES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,7 +33,8 @@ from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dic
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import ConfigError
-from runner.lerobot_adapter import sim_devices  # noqa: F401  (registers sim_so101 and sim_scripted)
+from runner.hardware.cameras import EMULATED_PREFIX
+from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
 
 STAGED_IMAGES = "images"
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
@@ -88,7 +89,9 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
                 "height": camera.height,
                 "color_mode": camera.color_mode.value,
             }
-            if camera.type.value == "opencv":
+            if device.startswith(EMULATED_PREFIX):  # the host profile stands a camera in
+                entry |= {"type": "runner_emulated", "source": device.removeprefix(EMULATED_PREFIX)}
+            elif camera.type.value == "opencv":
                 entry |= {"index_or_path": int(device) if device.isdigit() else device, "fourcc": camera.fourcc}
                 entry["rotation"] = camera.rotation
             else:

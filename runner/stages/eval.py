@@ -1,14 +1,19 @@
-"""``runner eval``: roll a checkpoint out in the simulated world on a matched list of seeds.
+"""``runner eval``: roll checkpoints out on a matched list of episodes, in simulation or on a real arm.
 
 Every episode's start state and instruction come from its seed and the task's scenarios, so every
 checkpoint of a comparison faces exactly the same episodes. The policy is a train run's checkpoint
-(``policy_run=`` + ``eval.checkpoint=step|last``) or any LeRobot policy folder (``eval.policy_path=``);
-``eval.checkpoint=all`` becomes a sweep with one job per checkpoint. Results: ``eval/metrics.json``,
-``eval/episodes.csv`` (written as episodes finish), videos of the first episodes, optional rollouts dataset.
+(``policy_run=`` + ``eval.checkpoint=step|last``) or any LeRobot policy folder (``eval.policy_path=``).
+In simulation, several checkpoints (``eval.checkpoint=all``, a list, or ``-m``) become a sweep with one
+job per checkpoint. On a real robot they become one blinded session: the operator sets up each episode's
+start, the episodes of all checkpoints are interleaved in a random order that never names the checkpoint,
+and the operator scores each episode with a key. Either way each checkpoint gets its own run with
+``eval/metrics.json`` and ``eval/episodes.csv`` (written as episodes finish), so ``runner compare`` reads
+both alike; videos of the first episodes; in simulation an optional rollouts dataset.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -18,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs
 from runner.app import StageContext, compose_without_sweeps, parallel_jobs
@@ -33,6 +38,9 @@ EVAL_DIR = "eval"
 METRICS_JSON = "metrics.json"
 EPISODES_CSV = "episodes.csv"
 EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "steps", "seconds", "sum_reward", "wall_s"]
+# A real-robot session adds where the episode fell in the blinded order and how the operator ended it.
+ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
+SIM_ROBOT = "sim_so101"
 HELD_OUT_SEED = 10_000
 # Hydra flags that print instead of running (Hydra refuses them together with -m).
 INSPECT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
@@ -77,19 +85,32 @@ def train_checkpoints(outputs_root: Path, ref: str) -> tuple[outputs.RunInfo, di
 
 
 def expand_checkpoints(args: list[str]) -> list[str]:
-    """Before anything runs: ``eval.checkpoint=all`` becomes one sweep job per checkpoint, and the steps a
-    command line names are checked against the train run's checkpoints (a sweep would otherwise create its
-    directory first and fail job by job)."""
+    """Before anything runs: the checkpoints a command line names are checked against the train run (a sweep
+    would otherwise create its directory first and fail job by job), and several checkpoints (``all``, a
+    list ``[2000,4000]`` or ``-m eval.checkpoint=2000,4000``) become one sweep job each in simulation, or
+    one blinded session (``eval.checkpoint=[...]``, no sweep) on a real robot."""
     if any(a in INSPECT_FLAGS or a.startswith("--cfg=") for a in args):
         return args  # showing the config runs nothing, so there is nothing to expand or check
     composed = compose_without_sweeps(args)
     if composed is None:
         return args
     cfg, swept = composed
+    on_robot = cfg.robot.type != SIM_ROBOT
+    if on_robot and swept - {"eval.checkpoint"}:
+        raise ConfigError(
+            sorted(swept - {"eval.checkpoint"})[0],
+            "is swept, but a real robot runs one evaluation session at a time",
+            "sweep only eval.checkpoint (it becomes one blinded session), or run the sessions one by one",
+        )
     if cfg.eval.policy_path:
         return args
     given = [a.split("=", 1)[1] for a in args if a.startswith("eval.checkpoint=")]
-    wanted = given[-1].split(",") if "eval.checkpoint" in swept else [str(cfg.eval.checkpoint)]
+    if "eval.checkpoint" in swept:
+        wanted = given[-1].split(",")
+    elif OmegaConf.is_list(cfg.eval.checkpoint):
+        wanted = [str(step) for step in cfg.eval.checkpoint]
+    else:
+        wanted = [str(cfg.eval.checkpoint)]
     if "policy_run" in swept:
         if "all" in wanted:
             raise ConfigError(
@@ -100,27 +121,46 @@ def expand_checkpoints(args: list[str]) -> list[str]:
         return args
     train, available = train_checkpoints(Path(cfg.paths.outputs), str(cfg.policy_run))
     steps = sorted(available)
-    if wanted != ["all"]:
-        unknown = [w for w in wanted if w != "last" and not (w.isdigit() and int(w) in steps)]
-        if unknown and all(w.replace(" ", "").isalnum() for w in wanted):  # plain values, not range(...)
-            raise ConfigError(
-                "eval.checkpoint",
-                f"names {', '.join(unknown)}, not a checkpoint of train run {train.id} (available: "
-                f"{', '.join(map(str, steps))})",
-                "pick from those steps, last, or all",
-            )
+    if wanted == ["all"]:
+        wanted = [str(step) for step in steps]
+    elif not all(w.replace(" ", "").isalnum() for w in wanted):
+        return args  # a sweep function (range(...)): Hydra expands it, each job checks its step
+    unknown = [w for w in wanted if w != "last" and not (w.isdigit() and int(w) in steps)]
+    if unknown:
+        raise ConfigError(
+            "eval.checkpoint",
+            f"names {', '.join(unknown)}, not a checkpoint of train run {train.id} (available: "
+            f"{', '.join(map(str, steps))})",
+            "pick from those steps, last, or all",
+        )
+    if len(wanted) == 1 and "eval.checkpoint" not in swept and not OmegaConf.is_list(cfg.eval.checkpoint):
         return args
-    print(
-        f"runner eval: eval.checkpoint=all -> a sweep over the {len(steps)} checkpoints of {train.id}: "
-        f"{', '.join(map(str, steps))}",
-        file=sys.stderr,
-    )
-    kept = [a for a in args if not a.startswith(("eval.checkpoint=", "policy_run="))]
-    pinned = [f"policy_run={train.id}", f"eval.checkpoint={','.join(map(str, steps))}"]
-    return [*kept, *pinned] if "-m" in kept or "--multirun" in kept else ["-m", *kept, *pinned]
+    kept = [a for a in args if not a.startswith(("eval.checkpoint=", "policy_run=")) and a not in ("-m", "--multirun")]
+    if on_robot:
+        print(
+            f"runner eval: one blinded session on {cfg.robot.type} over {len(wanted)} checkpoints of {train.id}",
+            file=sys.stderr,
+        )
+        return [*kept, f"policy_run={train.id}", f"eval.checkpoint=[{','.join(wanted)}]"]
+    if "eval.checkpoint" not in swept:
+        print(
+            f"runner eval: a sweep over the {len(wanted)} checkpoints of {train.id}: {', '.join(wanted)}",
+            file=sys.stderr,
+        )
+    return ["-m", *kept, f"policy_run={train.id}", f"eval.checkpoint={','.join(wanted)}"]
 
 
-def _policy_source(cfg: DictConfig, ctx: StageContext) -> PolicySource:
+def _policy_sources(cfg: DictConfig, ctx: StageContext) -> list[PolicySource]:
+    """The policy folder, or the checkpoints of ``eval.checkpoint`` (a list only on a real robot)."""
+    if OmegaConf.is_list(cfg.eval.checkpoint) and not cfg.eval.policy_path:
+        steps = [str(step) for step in cfg.eval.checkpoint]
+        if len(set(steps)) != len(steps) or not steps:
+            raise ConfigError("eval.checkpoint", f"is {steps}", "list each checkpoint once")
+        return [_policy_source(cfg, ctx, step) for step in steps]
+    return [_policy_source(cfg, ctx, str(cfg.eval.checkpoint))]
+
+
+def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySource:
     from runner.lerobot_adapter.evaluation import is_policy_folder
 
     if cfg.eval.policy_path:
@@ -135,7 +175,6 @@ def _policy_source(cfg: DictConfig, ctx: StageContext) -> PolicySource:
             )
         return PolicySource(folder.resolve(), None, None)
     train, available = train_checkpoints(ctx.outputs_root, str(cfg.policy_run))
-    wanted = str(cfg.eval.checkpoint)
     if wanted == "all":
         raise ConfigError("eval.checkpoint", "is all, which needs a sweep", "run `runner eval eval.checkpoint=all`")
     if wanted == "last":
@@ -180,10 +219,7 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
             now = [cfg.cameras[role].height, cfg.cameras[role].width] if role in cfg.cameras else None
             then = recorded.get(role)
             if now != then:
-                said = "absent" if then is None else f"{then[1]}x{then[0]}"
-                warnings.append(
-                    f"camera '{role}': recorded {said}, evaluating {'absent' if now is None else f'{now[1]}x{now[0]}'}"
-                )
+                warnings.append(f"camera '{role}': recorded {_size(then)}, evaluating {_size(now)}")
         if dataset_info["fps"] != cfg.episode.fps:
             warnings.append(f"fps: recorded at {dataset_info['fps']}, evaluating at episode.fps={cfg.episode.fps}")
     else:
@@ -200,50 +236,47 @@ def _size(height_width: list[int] | None) -> str:
 class EpisodeLog:
     """eval/episodes.csv, rewritten atomically as each episode finishes."""
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.rows = path, []
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path, self.columns, self.rows = path, columns, []
 
     def add(self, row: dict) -> None:
         self.rows.append(row)
-        outputs.write_csv_atomic(self.path, EPISODE_COLUMNS, self.rows)
+        outputs.write_csv_atomic(self.path, self.columns, self.rows)
 
 
-def evaluate(cfg: DictConfig, ctx: StageContext) -> dict:
-    if cfg.robot.type != "sim_so101":
-        raise ConfigError(
-            "robot",
-            f"is {cfg.robot.type}: eval rolls policies out in simulation, and a real-arm protocol is not built yet",
-            "use robot=sim_so101 (the default)",
-        )
-    if cfg.eval.batch_size < 1 or cfg.eval.videos < 0:
-        key = "eval.batch_size" if cfg.eval.batch_size < 1 else "eval.videos"
-        raise ConfigError(key, f"is {cfg.eval[key.split('.')[1]]}", "give a batch of at least 1 and 0 or more videos")
-    seeds = eval_seeds(cfg)
-    plan = plan_episodes(cfg.task, seeds, count_key="eval.n_episodes")
-    source = _policy_source(cfg, ctx)
-    errors, warnings = _camera_differences(cfg, source.folder)
-    if errors:
-        raise ConfigError("cameras", "; ".join(errors), "evaluate with the cameras the policy was trained with")
+def _checked_inputs(cfg: DictConfig, sources: list[PolicySource]) -> list[str]:
+    """Camera and fps differences from the training data: an error, or with eval.camera_check=warn the
+    warnings to log. A camera the policy needs and the config lacks is always an error."""
+    warnings: list[str] = []
+    for source in sources:
+        errors, found = _camera_differences(cfg, source.folder)
+        if errors:
+            raise ConfigError("cameras", "; ".join(errors), "evaluate with the cameras the policy was trained with")
+        warnings += [w for w in found if w not in warnings]
     if warnings and cfg.eval.camera_check.value == "error":
         raise ConfigError(
             "cameras",
             f"differ from the training dataset's: {'; '.join(warnings)}",
-            "use the recording's cameras and fps, or set eval.camera_check=warn to evaluate anyway",
+            "use the recording's cameras and fps, or set eval.camera_check=warn to evaluate anyway (logged)",
         )
-    from runner.lerobot_adapter import evaluation, training
-    from runner.sim.env import PickPlaceEnv
-    from runner.sim.world import Variation
+    return warnings
+
+
+def _device(cfg: DictConfig) -> str:
+    from runner.lerobot_adapter import training
 
     try:
-        device = training.resolve_device(cfg.eval.device.value)
+        return training.resolve_device(cfg.eval.device.value)
     except ValueError as error:
         raise ConfigError("eval.device", str(error), "use eval.device=auto or cpu") from None
 
-    run = ctx.start_run(parents=[source.policy_run] if source.policy_run else [])
+
+def _begin(run, source: PolicySource, warnings: list[str]) -> Path:
+    """Record the policy and checks in run.json; return the run's eval/ folder."""
+    from runner.lerobot_adapter import evaluation
+
     for warning in warnings:
-        log.warning("%s (the policy sees other images than it was trained on)", warning)
-    threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
-    evaluation.set_threads(threads)
+        log.warning("%s (the policy sees other inputs than it was trained on; eval.camera_check=warn)", warning)
     policy_type, _ = evaluation.policy_type_and_inputs(source.folder)
     run.update(
         policy={
@@ -257,12 +290,61 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict:
     out = run.dir / EVAL_DIR
     out.mkdir()
     run.add_artifact(EVAL_DIR)
+    return out
+
+
+def _summarize(out: Path, run, source: PolicySource, outcomes: list, plan: list, extra: dict) -> dict:
+    """eval/metrics.json (the same keys in simulation and on a robot) and the headline in run.json."""
+    from runner.lerobot_adapter.evaluation import policy_type_and_inputs
+
+    fps = extra["fps"]
+    successes = sum(o.success for o in outcomes)
+    lo, hi = wilson_interval(successes, len(outcomes))
+    metrics = {
+        "success_rate": successes / len(outcomes),
+        "n_episodes": len(outcomes),
+        "successes": successes,
+        "ci95": [round(lo, 4), round(hi, 4)],
+        "mean_sum_reward": round(statistics.fmean(o.sum_reward for o in outcomes), 4),
+        "mean_episode_s": round(statistics.fmean(o.steps for o in outcomes) / fps, 3),
+        "checkpoint_step": source.checkpoint_step,
+        "policy_run": source.policy_run,
+        "seeds": [p.seed for p in plan],
+        "policy_path": str(source.folder),
+        "policy_type": policy_type_and_inputs(source.folder)[0],
+        "scenarios": sorted({p.scenario for p in plan}),
+        **extra,
+    }
+    outputs.write_json_atomic(out / METRICS_JSON, metrics)
+    run.update(metrics={k: metrics[k] for k in ("success_rate", "n_episodes", "successes", "ci95", "checkpoint_step")})
+    return metrics
+
+
+def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
+    if cfg.eval.batch_size < 1 or cfg.eval.videos < 0:
+        key = "eval.batch_size" if cfg.eval.batch_size < 1 else "eval.videos"
+        raise ConfigError(key, f"is {cfg.eval[key.split('.')[1]]}", "give a batch of at least 1 and 0 or more videos")
+    if cfg.robot.type != SIM_ROBOT:
+        return _evaluate_on_robot(cfg, ctx)
+    seeds = eval_seeds(cfg)
+    plan = plan_episodes(cfg.task, seeds, count_key="eval.n_episodes")
+    [source] = _policy_sources(cfg, ctx)
+    warnings = _checked_inputs(cfg, [source])
+    from runner.lerobot_adapter import evaluation
+    from runner.sim.env import PickPlaceEnv
+    from runner.sim.world import Variation
+
+    device = _device(cfg)
+    run = ctx.start_run(parents=[source.policy_run] if source.policy_run else [])
+    out = _begin(run, source, warnings)
+    threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
+    evaluation.set_threads(threads)
     loaded = evaluation.load_policy(source.folder, device)
     fps = cfg.episode.fps
     max_steps = max(1, round(cfg.episode.episode_time_s * fps))
     sizes = {role: (camera.width, camera.height) for role, camera in cfg.cameras.items()}
     episodes = {p.seed: (p.instruction, Variation(**p.variation)) for p in plan}
-    table = EpisodeLog(out / EPISODES_CSV)
+    table = EpisodeLog(out / EPISODES_CSV, EPISODE_COLUMNS)
     videos = out / "videos"
 
     def on_episode(index: int, outcome) -> None:
@@ -296,34 +378,169 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict:
         on_episode,
     )
     wall = time.perf_counter() - started
-    successes = sum(o.success for o in outcomes)
-    lo, hi = wilson_interval(successes, len(outcomes))
-    metrics = {
-        "success_rate": successes / len(outcomes),
-        "n_episodes": len(outcomes),
-        "successes": successes,
-        "ci95": [round(lo, 4), round(hi, 4)],
-        "mean_sum_reward": round(statistics.fmean(o.sum_reward for o in outcomes), 4),
-        "mean_episode_s": round(statistics.fmean(o.steps for o in outcomes) / fps, 3),
-        "checkpoint_step": source.checkpoint_step,
-        "policy_run": source.policy_run,
-        "seeds": seeds,
-        "policy_path": str(source.folder),
-        "policy_type": policy_type,
-        "scenarios": sorted({p.scenario for p in plan}),
-        "fps": fps,
-        "max_steps": max_steps,
-        "device": device,
-        "wall_s": round(wall, 2),
+    metrics = _summarize(out, run, source, outcomes, plan, {
+        "fps": fps, "max_steps": max_steps, "device": device, "wall_s": round(wall, 2),
         "episodes_per_s": round(len(outcomes) / wall, 4),
-    }
-    outputs.write_json_atomic(out / METRICS_JSON, metrics)
+    })  # fmt: skip
     if cfg.eval.save_rollouts:
         run.add_artifact(f"{EVAL_DIR}/rollouts")
-    run.update(metrics={k: metrics[k] for k in ("success_rate", "n_episodes", "successes", "ci95", "checkpoint_step")})
+    lo, hi = metrics["ci95"]
     log.info(
         "success %d/%d = %.0f %% (95 %% CI %.0f-%.0f %%) · mean reward %.2f · %.2f episodes/s -> %s",
-        successes, len(outcomes), 100 * metrics["success_rate"], 100 * lo, 100 * hi, metrics["mean_sum_reward"],
-        metrics["episodes_per_s"], out / METRICS_JSON,
+        metrics["successes"], len(outcomes), 100 * metrics["success_rate"], 100 * lo, 100 * hi,
+        metrics["mean_sum_reward"], metrics["episodes_per_s"], out / METRICS_JSON,
     )  # fmt: skip
     return metrics
+
+
+# --- on a real robot ---------------------------------------------------------------------------------
+
+
+def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
+    """The blinded, operator-scored session: every checkpoint on every planned episode, interleaved."""
+    from runner.hardware.checks import require_ready_arms
+    from runner.keys import Key, KeyReader
+    from runner.trials import Console, OperatorStop, blinded_order, draw_order_seed
+
+    if cfg.eval.save_rollouts:
+        raise ConfigError(
+            "eval.save_rollouts",
+            "is true, but rollouts are saved only in simulation",
+            "drop it; on a real robot, record demonstrations with `runner record` instead",
+        )
+    if cfg.sweep.resume is not None:
+        raise ConfigError(
+            "sweep.resume",
+            "names a real-robot session, which cannot be resumed: its trial order mixes the checkpoints",
+            "start a new session; the interrupted one keeps its scored episodes in each run's eval/episodes.csv",
+        )
+    seeds = eval_seeds(cfg)
+    plan = plan_episodes(cfg.task, seeds, count_key="eval.n_episodes")
+    sources = _policy_sources(cfg, ctx)
+    warnings = _checked_inputs(cfg, sources)
+    from runner.lerobot_adapter import evaluation, recording
+    from runner.lerobot_adapter.robot_rollout import RobotSession
+
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "robot",
+            f"is {cfg.robot.type}: a real-robot evaluation needs an operator at this terminal to score each "
+            "episode with keys, and stdin is not a terminal",
+            "run `runner eval` in a terminal (not piped or in the background), or evaluate in simulation",
+        )
+    device = _device(cfg)
+    robot_config = recording.robot_config(cfg)  # a port or camera missing from the host profile fails here
+    calibration = require_ready_arms(cfg)  # the arm answers and is calibrated, before anything moves
+    keys = KeyReader.for_stdin()
+    order_seed = cfg.eval.order_seed if cfg.eval.order_seed is not None else draw_order_seed()
+    order = blinded_order(len(sources), len(plan), order_seed)
+    session_info = {"order_seed": order_seed, "policies": len(sources), "trials": len(order)}
+    try:
+        loaded = [evaluation.load_policy(source.folder, device) for source in sources]
+        parents = sorted({s.policy_run for s in sources if s.policy_run})
+        if len(sources) == 1:
+            contexts = [ctx]
+            ctx.start_run(parents)
+        else:
+            jobs = []
+            for source in sources:
+                job_cfg = copy.deepcopy(cfg)
+                job_cfg.eval.checkpoint = str(source.checkpoint_step)
+                overrides = [o for o in ctx.overrides if not o.startswith("eval.checkpoint=")]
+                jobs.append((job_cfg, [*overrides, f"eval.checkpoint={source.checkpoint_step}"]))
+            contexts = ctx.start_session_runs(jobs, parents, blinded=session_info)
+    except BaseException:
+        keys.close()
+        raise
+    runs = [c.run for c in contexts]
+    outs = [_begin(run, source, warnings) for run, source in zip(runs, sources, strict=True)]
+    for run in runs:
+        run.update(session=session_info | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
+                   calibration=calibration)  # fmt: skip
+    fps = cfg.episode.fps
+    max_steps = max(1, round(cfg.episode.episode_time_s * fps))
+    tables = [EpisodeLog(out / EPISODES_CSV, ROBOT_COLUMNS) for out in outs]
+    outcomes: list[list] = [[] for _ in sources]
+    redos = [0] * len(sources)
+    console = Console(keys, len(order))
+    session = RobotSession(robot_config, device)
+    status, error = "succeeded", None
+    try:
+        session.connect()
+        console.say(
+            f"Blinded evaluation: {len(order)} trials ({len(sources)} policies x {len(plan)} episodes), "
+            f"{cfg.episode.episode_time_s:g} s each at most. During an episode: s success · f failure · "
+            "r redo · q stop."
+        )
+        for trial in order:
+            planned = plan[trial.episode]
+            index = trial.policy
+            trial_redos = 0
+            while True:
+                console.announce(trial, planned, len(plan))
+                if console.wait_for({Key.SKIP, Key.STOP}) is Key.STOP:
+                    raise OperatorStop(f"stopped by the operator before trial {trial.number} of {len(order)}")
+                console.say("  running...")
+                keep = len(outcomes[index]) < cfg.eval.videos and bool(cfg.cameras)
+                episode = session.run_episode(
+                    loaded[index], planned.instruction, fps, max_steps, console.episode_key, keep_frames=keep
+                )
+                verdict = console.score()
+                session.return_to_start()
+                if verdict is Key.STOP:
+                    raise OperatorStop(f"stopped by the operator during trial {trial.number} of {len(order)}")
+                if verdict is Key.RERECORD:
+                    redos[index] += 1
+                    trial_redos += 1
+                    log.info("trial %d/%d: redo (the operator's call)", trial.number, len(order))
+                    continue
+                break
+            success = verdict is Key.SUCCESS
+            outcome = evaluation.EpisodeOutcome(
+                seed=planned.seed, success=success, steps=episode.steps, sum_reward=float(success),
+                wall_s=episode.wall_s, frames=episode.frames,
+            )  # fmt: skip
+            outcomes[index].append(outcome)
+            tables[index].add({
+                "episode": trial.episode, "seed": planned.seed, "scenario": planned.scenario,
+                "instruction": planned.instruction, "success": success, "steps": episode.steps,
+                "seconds": round(episode.steps / fps, 3), "sum_reward": float(success),
+                "wall_s": round(episode.wall_s, 3), "trial": trial.number,
+                "ended_by": "key" if episode.stopped else "time", "redos": trial_redos,
+                "clamped_steps": episode.clamped,
+            })  # fmt: skip
+            if episode.frames:
+                videos = outs[index] / "videos"
+                videos.mkdir(exist_ok=True)
+                path = videos / f"episode_{trial.episode:03d}_seed{planned.seed}.mp4"
+                evaluation.write_episode_video(path, episode.frames, fps)
+            verdict_text = "success" if success else "failure"
+            log.info("trial %d/%d · episode %d · %s · %s after %d steps (%d clamped by max_relative_target)",
+                     trial.number, len(order), trial.episode + 1, planned.scenario, verdict_text, episode.steps,
+                     episode.clamped)  # fmt: skip
+        results = []
+        for run, out, source, done, redo in zip(runs, outs, sources, outcomes, redos, strict=True):
+            results.append(_summarize(out, run, source, done, plan, {
+                "fps": fps, "max_steps": max_steps, "device": device, "robot": cfg.robot.type,
+                "scored_by": "operator", "redos": redo, "order_seed": order_seed,
+            }))  # fmt: skip
+        console.say("\nUnblinded results:")
+        for source, metrics in zip(sources, results, strict=True):
+            name = f"checkpoint {source.checkpoint_step}" if source.checkpoint_step is not None else str(source.folder)
+            lo, hi = metrics["ci95"]
+            console.say(f"  {name}: {metrics['successes']}/{metrics['n_episodes']} = "
+                        f"{100 * metrics['success_rate']:.0f} % (95 % CI {100 * lo:.0f}-{100 * hi:.0f} %)")  # fmt: skip
+        if len(runs) > 1:
+            console.say(f"Compare them: runner compare {ctx.sweep['id']}")
+        return results[0] if len(results) == 1 else results
+    except KeyboardInterrupt as interrupt:
+        status, error = "interrupted", interrupt
+        raise
+    except BaseException as failure:
+        status, error = "failed", failure
+        raise
+    finally:
+        keys.close()
+        session.disconnect()  # torque released on every way out (LeRobot's disable_torque_on_disconnect)
+        if len(contexts) > 1:
+            ctx.finish_session(contexts, status, error)

@@ -1,0 +1,129 @@
+"""An emulated camera: a LeRobot camera type that plays a video file, or a generated test pattern, in real time.
+
+It stands in for a USB camera where none is attached (tests, ``runner emulate``), so the real-robot code
+path (LeRobot's SO follower reading ``read_latest()`` from each camera) runs unchanged. LeRobot's OpenCV
+camera cannot do this with a file: it reads a file as fast as it decodes and runs out of frames in a blink.
+Frames are chosen by wall-clock time at the configured fps and loop forever.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from lerobot.cameras import CameraConfig, ColorMode
+from lerobot.cameras.camera import Camera
+from lerobot.utils.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
+
+PATTERN = "pattern"
+PATTERN_SECONDS = 2
+
+
+@CameraConfig.register_subclass("runner_emulated")
+@dataclass(kw_only=True)
+class EmulatedCameraConfig(CameraConfig):
+    # A video file to loop, or "pattern" for a generated moving test pattern.
+    source: str = PATTERN
+    color_mode: ColorMode = ColorMode.RGB
+
+    def __post_init__(self) -> None:
+        if None in (self.fps, self.width, self.height):
+            raise ValueError("an emulated camera needs fps, width and height")
+        if self.source != PATTERN and not Path(self.source).is_file():
+            raise ValueError(f"emulated camera source {self.source} is not a video file (or use '{PATTERN}')")
+
+
+def _pattern(width: int, height: int, count: int) -> list[np.ndarray]:
+    """A gradient with a bright bar sweeping across: every frame differs, so a frozen stream is visible."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    base = np.stack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
+                     np.full((height, width), 96.0)], axis=-1).astype(np.uint8)  # fmt: skip
+    frames = []
+    for index in range(count):
+        frame = base.copy()
+        left = index * width // count
+        frame[:, left : left + max(2, width // 16)] = 255
+        frames.append(frame)
+    return frames
+
+
+def _video(path: str, width: int, height: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(path)
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise ConnectionError(f"emulated camera: {path} holds no decodable frame")
+    return frames
+
+
+class EmulatedCamera(Camera):
+    """Frames of a video file or a test pattern, picked by wall-clock time at ``fps``, looping."""
+
+    def __init__(self, config: EmulatedCameraConfig) -> None:
+        super().__init__(config)
+        self.config = config
+        self._frames: list[np.ndarray] | None = None
+        self._started = 0.0
+
+    def __str__(self) -> str:
+        return f"EmulatedCamera({self.config.source})"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._frames is not None
+
+    @staticmethod
+    def find_cameras() -> list[dict]:
+        return []  # nothing to discover: an emulated camera exists when a config names it
+
+    def connect(self, warmup: bool = True) -> None:
+        if self.is_connected:
+            raise DeviceAlreadyConnectedError(f"{self} is already connected")
+        width, height, fps = self.config.width, self.config.height, self.config.fps
+        if self.config.source == PATTERN:
+            self._frames = _pattern(width, height, PATTERN_SECONDS * fps)
+        else:
+            self._frames = _video(self.config.source, width, height)
+        self._started = time.perf_counter()
+
+    def _index(self, at: float) -> int:
+        return int((at - self._started) * self.config.fps)
+
+    def _frame(self, index: int) -> np.ndarray:
+        if self._frames is None:
+            raise DeviceNotConnectedError(f"{self} is not connected")
+        frame = self._frames[index % len(self._frames)]
+        return frame[..., ::-1].copy() if self.config.color_mode == ColorMode.BGR else frame.copy()
+
+    def read(self) -> np.ndarray:
+        return self._frame(self._index(time.perf_counter()))
+
+    def async_read(self, timeout_ms: float = 200) -> np.ndarray:
+        """The next frame: waits for the next frame time, as a camera delivering at ``fps`` would."""
+        now = time.perf_counter()
+        index = self._index(now) + 1
+        wait = self._started + index / self.config.fps - now
+        if wait * 1000 > timeout_ms:
+            raise TimeoutError(f"{self}: no frame within {timeout_ms} ms at {self.config.fps} fps")
+        time.sleep(max(0.0, wait))
+        return self._frame(index)
+
+    def read_latest(self, max_age_ms: int = 500) -> np.ndarray:
+        return self.read()
+
+    def disconnect(self) -> None:
+        if not self.is_connected:
+            raise DeviceNotConnectedError(f"{self} is not connected")
+        self._frames = None

@@ -1,0 +1,154 @@
+"""`runner eval` on a real arm: the blinded, operator-scored session, through LeRobot's SO-101 follower class on
+an emulated servo bus (`runner emulate`'s buses, host=emulated) with emulated cameras, keys on a terminal."""
+
+import csv
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import REPO, run_dirs, run_runner
+
+from runner.emulate import serve
+from runner.trials import blinded_order
+
+ROBOT = ["experiment=sim_demo", "robot=so101_follower", "teleop=none", "host=emulated", "cameras=wrist_side",
+         "cameras.wrist.width=128", "cameras.wrist.height=96", "cameras.side.width=128", "cameras.side.height=96",
+         "cameras.wrist.fourcc=null", "cameras.side.fourcc=null", "eval.n_episodes=2", "episode.episode_time_s=1",
+         "eval.videos=1"]  # fmt: skip
+SCENARIOS = ("task.scenarios=[{name: near, instruction: pick up the red cube, num_episodes: 1, start_positions: "
+             "['cube on mark A']}, {name: far, instruction: pick up the red cube, num_episodes: 1, start_positions: "
+             "['cube on mark B']}]")  # fmt: skip
+METRIC_KEYS = {"success_rate", "n_episodes", "successes", "ci95", "mean_sum_reward", "mean_episode_s",
+               "checkpoint_step", "policy_run", "seeds"}  # fmt: skip
+TORQUE_ENABLE, GOAL_POSITION = 40, 42
+
+
+@pytest.fixture
+def arms(tmp_path, monkeypatch):
+    folder = tmp_path / "emulated"
+    monkeypatch.setenv("RUNNER_EMULATED_DIR", str(folder))
+    with serve(folder, leader_moves=False) as buses:
+        yield buses
+
+
+def _session(root, *overrides, decisions):
+    """Run a session on a terminal: space starts each trial; ``decisions`` answer, in turn, the first episode
+    while it runs ("running...") and then every "time is up" prompt."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "eval", *ROBOT, *overrides], cwd=REPO, stdin=slave,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "RUNNER_OUTPUTS": str(root), "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    os.close(slave)
+    output, answers = [], iter(decisions)
+    pressed_during_episode = False
+    try:
+        for line in process.stdout:
+            output.append(line)
+            key = None
+            if "space: start the episode" in line:
+                key = " "
+            elif "running..." in line and not pressed_during_episode:
+                pressed_during_episode, key = True, next(answers)
+            elif "time is up" in line:
+                key = next(answers)
+            if key is not None:
+                time.sleep(0.2)
+                os.write(master, key.encode())
+        process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    return process.returncode, "".join(output)
+
+
+@pytest.mark.slow
+def test_blinded_session_interleaves_checkpoints_scores_by_key_and_compares_like_simulation(trained, arms):
+    follower = arms["follower"]
+    moved = []
+    watching = threading.Event()
+
+    def watch():  # how far the policy drove the follower from its start, while the session runs
+        while not watching.is_set():
+            moved.append(max(abs(s.word(GOAL_POSITION) - 2048) for s in follower.servos.values()))
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    before = set(run_dirs(trained))
+    # trial 1: s while it runs; trial 2: r (redo), then f; trial 3: s; trial 4: f
+    code, output = _session(trained, SCENARIOS, "eval.order_seed=7", decisions=["s", "r", "f", "s", "f"])
+    watching.set()
+    assert code == 0, output[-3000:]
+    assert max(moved) > 0 and all(s.memory[TORQUE_ENABLE] == 0 for s in follower.servos.values())
+    runs = sorted(set(run_dirs(trained)) - before)
+    assert len(runs) == 2 and runs[0].parent == runs[1].parent
+    sweep = json.loads((runs[0].parent / "sweep.json").read_text())
+    assert sweep["stage"] == "eval" and sweep["blinded"]["order_seed"] == 7 and sweep["ended_at"]
+
+    blinded = output[output.index("Blinded evaluation") : output.index("Unblinded results")]
+    assert "checkpoint" not in blinded and not re.search(r"step \d", blinded)  # never which policy runs
+    assert "set up: cube on mark A" in blinded and "set up: cube on mark B" in blinded
+
+    order = blinded_order(2, 2, 7)
+    verdicts = {1: "True", 2: "False", 3: "True", 4: "False"}
+    steps = []
+    for run in runs:
+        record = json.loads((run / "run.json").read_text())
+        assert record["status"] == "succeeded" and record["sweep"]["id"] == sweep["id"]
+        assert record["calibration"]["robot"]["sha256"] and record["checks"]["cameras"] == "match"
+        metrics = json.loads((run / "eval" / "metrics.json").read_text())
+        assert set(metrics) >= METRIC_KEYS and metrics["n_episodes"] == 2 and metrics["scored_by"] == "operator"
+        steps.append(metrics["checkpoint_step"])
+        with open(run / "eval" / "episodes.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert {"trial", "ended_by", "redos", "clamped_steps"} <= set(rows[0])
+        policy = next(t.policy for t in order if t.number == int(rows[0]["trial"]))
+        assert [int(r["trial"]) for r in rows] == [t.number for t in order if t.policy == policy]
+        assert [r["success"] for r in rows] == [verdicts[int(r["trial"])] for r in rows]
+        assert metrics["successes"] == sum(r["success"] == "True" for r in rows)
+        for row in rows:
+            assert row["ended_by"] == ("key" if row["trial"] == "1" else "time")
+            assert row["redos"] == ("1" if row["trial"] == "2" else "0")
+        assert len(list((run / "eval" / "videos").glob("*.mp4"))) == 1
+    assert sorted(steps) == [2, 4]
+
+    compared = run_runner("compare", sweep["id"], env={"RUNNER_OUTPUTS": str(trained)})
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert "comparison" in compared.stdout or "written" in compared.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "terminal", "words"),
+    [
+        (["cameras.side.width=96"], True, ["camera 'side': recorded 128x96, evaluating 96x96", "camera_check=warn"]),
+        ([], False, ["stdin is not a terminal", "runner eval"]),
+        (["eval.save_rollouts=true"], True, ["eval.save_rollouts", "only in simulation"]),
+        (["-m", "eval.n_episodes=1,2"], True, ["eval.n_episodes", "one evaluation session at a time"]),
+    ],
+    ids=["camera-size", "no-terminal", "rollouts", "sweep"],
+)
+def test_bad_real_robot_eval_fails_before_the_arm_moves(trained, arms, overrides, terminal, words):
+    before = set(run_dirs(trained))
+    master, slave = pty.openpty()
+    result = subprocess.run(
+        [sys.executable, "-m", "runner", "eval", *ROBOT, *overrides], cwd=REPO,
+        stdin=slave if terminal else subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "RUNNER_OUTPUTS": str(trained)},
+    )  # fmt: skip
+    os.close(slave)
+    os.close(master)
+    assert result.returncode == 2, result.stderr[-3000:]
+    for word in words:
+        assert word in result.stderr
+    assert set(run_dirs(trained)) == before
+    follower = arms["follower"]
+    assert all(s.memory[TORQUE_ENABLE] == 0 and s.word(GOAL_POSITION) == 2048 for s in follower.servos.values())
