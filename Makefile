@@ -24,11 +24,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/runner pipeline experiment=sim_demo
 
+# One pytest worker per core (pytest-xdist); tests sharing an expensive fixture stay in one worker.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check runner tests benchmarks

@@ -222,7 +222,7 @@ def run_checks(root: Path) -> list[Check]:
 def _hardware(overrides: list[str]) -> list[Check]:
     """Compose the config a stage would run with these overrides, then probe its real arms."""
     from runner.app import compose_without_sweeps, register_resolvers
-    from runner.hardware.checks import camera_checks, hardware_checks
+    from runner.hardware.checks import camera_checks, hardware_checks, recording_disk_check
     from runner.schema import register_schemas
 
     register_schemas()
@@ -231,7 +231,11 @@ def _hardware(overrides: list[str]) -> list[Check]:
     if composed is None:
         return [Check("config", FAIL, f"{' '.join(overrides)} does not compose",
                       "run `runner record <the same overrides> --cfg job` to see the error")]  # fmt: skip
-    return hardware_checks(composed[0]) + camera_checks(composed[0])
+    cfg = composed[0]
+    root = Path(cfg.paths.outputs)
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    disk = recording_disk_check(cfg, shutil.disk_usage(existing).free)
+    return [*hardware_checks(cfg), *camera_checks(cfg), disk]
 
 
 def main(argv: list[str]) -> int:

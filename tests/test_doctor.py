@@ -46,3 +46,20 @@ def test_two_opencv_wheels_fail_with_the_uninstall_command(monkeypatch):
     check = doctor.check_single_cv2()
     assert check.status == "fail"
     assert "pip uninstall -y opencv-python " in check.fix
+
+
+def test_the_doctor_weighs_a_planned_recording_against_the_free_disk():
+    from omegaconf import OmegaConf
+
+    from runner.hardware.checks import recording_disk_check
+
+    camera = {"width": 640, "height": 480}
+    cfg = OmegaConf.create({
+        "cameras": {"wrist": camera, "side": camera},
+        "episode": {"fps": 30, "episode_time_s": 40, "num_episodes": None},
+        "task": {"scenarios": [{"num_episodes": 10}] * 5},
+    })  # fmt: skip
+    # 2 x 640x480 px x 1200 frames x (1.5 B staged + 50 episodes x 1/8 B of video) = 5.7 GB, twice for margin
+    short = recording_disk_check(cfg, free_bytes=10 * 10**9)
+    assert short.status == "fail" and "50 episodes x 40 s at 30 fps" in short.detail and "5.71 GB" in short.detail
+    assert recording_disk_check(cfg, free_bytes=12 * 10**9).status == "ok"

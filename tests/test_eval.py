@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import run_dirs, run_runner, start_runner
 
+# With pytest-xdist, the tests sharing the `trained` fixture run in one worker, so it is built once.
+pytestmark = pytest.mark.xdist_group("trained")
+
 # Three short episodes (1 s at 10 fps) per checkpoint: enough to exercise every path quickly.
 EVAL = ["experiment=sim_demo", "eval.n_episodes=3", "episode.episode_time_s=1", "eval.videos=1"]
 METRIC_KEYS = {"success_rate", "n_episodes", "successes", "ci95", "mean_sum_reward", "mean_episode_s",

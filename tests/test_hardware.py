@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from conftest import run_dirs
 
 from runner.hardware.emulated_bus import EmulatedFeetechBus
 
@@ -63,6 +64,7 @@ def test_doctor_probes_the_arm_and_names_the_missing_calibration(emulated, tmp_p
     calibration = rows[f"{prefix} calibration"]
     assert calibration["status"] == "fail" and "no calibration for id 'follower'" in calibration["detail"]
     assert "lerobot-calibrate --robot.type=so101_follower" in calibration["fix"]
+    assert "runner calibrate robot=so101_follower teleop=none" in calibration["fix"]
     assert all(servo.memory[40] == 0 for servo in emulated.servos.values())  # nothing was moved
 
 
@@ -215,6 +217,36 @@ def test_sigterm_while_recording_on_real_arms_releases_torque(tmp_path, outputs_
         assert all(servo.memory[40] == 0 for servo in follower.servos.values())
     [run] = [p.parent for p in outputs_root.rglob("run.json")]
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_an_arm_unplugged_mid_episode_loses_only_that_episode(tmp_path, outputs_root):
+    from conftest import start_runner
+
+    from runner.lerobot_adapter.recording import load_dataset
+
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        _calibration(tmp_path / "follower.json")
+        _calibration(tmp_path / "leader.json")
+        process = start_runner("record", *_arms(follower, leader, tmp_path), "episode.num_episodes=3",
+                               "episode.episode_time_s=1.5", "episode.early_stop.idle_s=null")  # fmt: skip
+        log = []
+        for line in process.stderr:
+            log.append(line)
+            if "· kept" in line:
+                time.sleep(0.5)  # into the second episode
+                follower.unplug()
+        assert process.wait(timeout=120) == 1
+    stderr = "".join(log)
+    assert "the follower arm (so101_follower) stopped answering" in stderr and "during episode 2/3" in stderr
+    assert "That episode was discarded; the 1 kept before it are saved" in stderr and "resume=" in stderr
+    [run] = run_dirs(outputs_root)
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert "did not confirm torque off" in (run / "run.log").read_text()  # the release was attempted
+    rows = (run / "episodes.csv").read_text().splitlines()[1:]
+    assert ",device_lost," in rows[-1] and len(rows) == 2
+    dataset = load_dataset(run / "dataset", "local/runner")
+    assert dataset.num_episodes == 1 and len(dataset) == 15  # 1.5 s at 10 fps, all of it loads
+    dataset[len(dataset) - 1]
 
 
 def test_teleoperate_follows_the_leader_and_reports_its_loop_rate(tmp_path, outputs_root):

@@ -17,7 +17,10 @@ from conftest import REPO, run_dirs, run_runner
 from runner.emulate import serve
 from runner.trials import blinded_order
 
-ROBOT = ["experiment=sim_demo", "robot=so101_follower", "teleop=none", "host=emulated", "cameras=wrist_side",
+# With pytest-xdist, the tests sharing the `trained` fixture run in one worker, so it is built once.
+pytestmark = pytest.mark.xdist_group("trained")
+
+ROBOT = ["experiment=sim_demo", "robot=so101_follower", "teleop=so101_leader", "host=emulated", "cameras=wrist_side",
          "cameras.wrist.width=128", "cameras.wrist.height=96", "cameras.side.width=128", "cameras.side.height=96",
          "cameras.wrist.fourcc=null", "cameras.side.fourcc=null", "eval.n_episodes=2", "episode.episode_time_s=1",
          "eval.videos=1"]  # fmt: skip
@@ -73,6 +76,7 @@ def _session(root, *overrides, decisions):
 @pytest.mark.slow
 def test_blinded_session_interleaves_checkpoints_scores_by_key_and_compares_like_simulation(trained, arms):
     follower = arms["follower"]
+    arms["leader"].unplug()  # evaluation needs no leader arm, even when the experiment names one
     moved = []
     watching = threading.Event()
 

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from conftest import TINY_ACT, run_dirs, run_runner, start_runner, wait_for_log
 
+# With pytest-xdist, the tests sharing the `recorded` fixture run in one worker, so it is built once.
+pytestmark = pytest.mark.xdist_group("recorded")
+
 TRAIN = ["experiment=sim_demo", "train.num_workers=0", "train.batch_size=2", "train.log_freq=5"]
 
 

@@ -72,8 +72,9 @@ def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
         ids = ", ".join(str(m.motor_id) for m in report.motors)
         motors = Check(f"{label} motors", OK, f"{len(report.motors)} motors answer (ids {ids}), models as expected")
     rows = [access, motors]
-    calibrate = (f"runner calibrate is not built yet: run LeRobot's `lerobot-calibrate --{kind}.type={device.type} "
-                 f"--{kind}.port={path} --{kind}.id={device.id}`")  # fmt: skip
+    only = f"robot={device.type} teleop=none" if kind == "robot" else f"robot=sim_so101 teleop={device.type}"
+    lerobot = f"lerobot-calibrate --{kind}.type={device.type} --{kind}.port={path} --{kind}.id={device.id}"
+    calibrate = f"run `runner calibrate {only}` (with your host=...), which runs LeRobot's `{lerobot}`"
     if not report.calibration_file.is_file():
         rows.append(Check(f"{label} calibration", FAIL, f"no calibration for id '{device.id}' "
                           f"({report.calibration_file})", calibrate))  # fmt: skip
@@ -127,6 +128,27 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
     return rows
 
 
+# Bytes per pixel of what a recording writes, deliberately on the high side: frames staged as PNG while an
+# episode is recorded (about half of raw RGB), and the encoded videos (well under 1 bit per pixel; 1 assumed).
+PNG_BYTES_PER_PIXEL = 1.5
+VIDEO_BYTES_PER_PIXEL = 1 / 8
+DISK_MARGIN = 2.0
+
+
+def recording_disk_check(cfg: DictConfig, free_bytes: int) -> Check:
+    """Enough free disk for the recording this config plans: staged frames of one episode plus every video."""
+    pixels = sum(camera.width * camera.height for camera in cfg.cameras.values())
+    frames_per_episode = cfg.episode.fps * cfg.episode.episode_time_s
+    episodes = cfg.episode.num_episodes or sum(s.num_episodes for s in cfg.task.scenarios) or 1
+    need = pixels * frames_per_episode * (PNG_BYTES_PER_PIXEL + episodes * VIDEO_BYTES_PER_PIXEL)
+    plan = (f"{episodes} episodes x {cfg.episode.episode_time_s:g} s at {cfg.episode.fps} fps, "
+            f"{len(cfg.cameras)} camera(s): about {need / 1e9:.2f} GB")  # fmt: skip
+    if free_bytes < need * DISK_MARGIN:
+        return Check("disk for the planned recording", FAIL, f"{plan}, {free_bytes / 1e9:.2f} GB free",
+                     "free space, set RUNNER_OUTPUTS to a larger disk, or record fewer/shorter episodes")  # fmt: skip
+    return Check("disk for the planned recording", OK, f"{plan}; {free_bytes / 1e9:.0f} GB free")
+
+
 def without_cameras(cfg: DictConfig) -> DictConfig:
     """A copy of the config with no cameras: for work on the arms alone (probing, calibrating, teleoperating)."""
     cfg = cfg.copy()
@@ -134,25 +156,26 @@ def without_cameras(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def hardware_checks(cfg: DictConfig) -> list[Check]:
+def hardware_checks(cfg: DictConfig, with_teleop: bool = True) -> list[Check]:
     """Rows for the real arms a composed config names (none in simulation)."""
     cfg = without_cameras(cfg)  # cameras have their own rows
     rows = []
     if cfg.robot.type in REAL_ARMS:
         rows += arm_checks("robot", cfg.robot, cfg)
-    if cfg.teleop.type in REAL_ARMS:
+    if with_teleop and cfg.teleop.type in REAL_ARMS:
         rows += arm_checks("teleop", cfg.teleop, cfg)
     if not rows:
         rows.append(Check("hardware", OK, f"robot={cfg.robot.type}, teleop={cfg.teleop.type}: nothing to probe"))
     return rows
 
 
-def require_ready_arms(cfg: DictConfig) -> dict:
-    """Before a stage moves anything: every real arm answers and is calibrated, else a ConfigError with the
-    doctor's message and fix. Returns the calibration files in use with their SHA-256, for run.json."""
-    if cfg.robot.type not in REAL_ARMS and cfg.teleop.type not in REAL_ARMS:
+def require_ready_arms(cfg: DictConfig, with_teleop: bool = True) -> dict:
+    """Before a stage moves anything: every real arm it uses (the teleop too unless ``with_teleop`` is false)
+    answers and is calibrated, else a ConfigError with the doctor's message and fix. Returns the calibration
+    files in use with their SHA-256, for run.json."""
+    if cfg.robot.type not in REAL_ARMS and not (with_teleop and cfg.teleop.type in REAL_ARMS):
         return {}
-    rows = hardware_checks(cfg)
+    rows = hardware_checks(cfg, with_teleop)
     failed = [row for row in rows if row.status == FAIL]
     if failed:
         key = "teleop" if failed[0].name.startswith("teleop") else "robot"

@@ -134,6 +134,8 @@ class EmulatedFeetechBus:
                 data = os.read(self._master, 4096)
             except OSError:
                 return
+            if not self.plugged:
+                continue  # nothing on the other end of the cable hears it
             self._buffer += data
             for servo_id, code, params in self._packets():
                 reply = self._handle(servo_id, code, params)

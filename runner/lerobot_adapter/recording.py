@@ -9,6 +9,8 @@ episode being recorded.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from runner.errors import ConfigError
 from runner.hardware.cameras import EMULATED_PREFIX
 from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
 
+log = logging.getLogger("runner.hardware")
 STAGED_IMAGES = "images"
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
 
@@ -142,6 +145,32 @@ def make_robot(config: RobotConfig) -> Robot:
 
 def make_teleop(config: TeleoperatorConfig | None) -> Teleoperator | None:
     return None if config is None else make_teleoperator_from_config(config)
+
+
+def release(device: Robot | Teleoperator) -> str | None:
+    """Disconnect a robot or teleoperator, releasing torque where LeRobot does (disable_torque_on_disconnect).
+
+    An arm that no longer answers (unplugged, power lost) cannot confirm torque off: its port and cameras
+    are closed anyway, and the reason is returned (None when the release went through) for the caller's
+    message. Never raises on that path, so the error that stopped the stage is the one reported.
+    """
+    if not device.is_connected:
+        return None
+    try:
+        device.disconnect()
+        return None
+    except (ConnectionError, RuntimeError, OSError) as error:
+        bus = getattr(device, "bus", None)
+        if bus is not None:
+            with contextlib.suppress(Exception):
+                bus.port_handler.closePort()
+        for camera in getattr(device, "cameras", {}).values():
+            if camera.is_connected:
+                with contextlib.suppress(Exception):
+                    camera.disconnect()
+        reason = str(error).strip().splitlines()[0]
+        log.warning("%s did not confirm torque off (%s): its port was closed anyway", device, reason)
+        return reason
 
 
 def clean_staged_frames(root: Path) -> int:

@@ -29,6 +29,7 @@ from lerobot.utils.feature_utils import combine_feature_dicts
 from lerobot.utils.robot_utils import precise_sleep
 
 from runner.lerobot_adapter.evaluation import LoadedPolicy
+from runner.lerobot_adapter.recording import release
 
 RETURN_S = 3.0  # LeRobot's own duration for the return to the initial position
 # LeRobot logs every clamped step (max_relative_target) with a dump of the joints; runner counts them.
@@ -167,10 +168,9 @@ class RobotSession:
         named = list(getattr(loaded.policy.config, "action_feature_names", None) or [])
         return named if sorted(named) == sorted(self.action_keys) else self.action_keys
 
-    def disconnect(self) -> None:
-        """Disconnect; LeRobot's SO follower releases torque here (disable_torque_on_disconnect)."""
-        if self.robot.is_connected:
-            self.robot.disconnect()
+    def disconnect(self) -> str | None:
+        """Disconnect, releasing torque (LeRobot's disable_torque_on_disconnect); why it could not, if so."""
+        return release(self.robot)
 
 
 def _side_by_side(images: list[np.ndarray]) -> np.ndarray:

@@ -121,7 +121,8 @@ def expand_checkpoints(args: list[str]) -> list[str]:
         return args
     train, available = train_checkpoints(Path(cfg.paths.outputs), str(cfg.policy_run))
     steps = sorted(available)
-    if wanted == ["all"]:
+    expanded = wanted == ["all"]
+    if expanded:
         wanted = [str(step) for step in steps]
     elif not all(w.replace(" ", "").isalnum() for w in wanted):
         return args  # a sweep function (range(...)): Hydra expands it, each job checks its step
@@ -133,7 +134,8 @@ def expand_checkpoints(args: list[str]) -> list[str]:
             f"{', '.join(map(str, steps))})",
             "pick from those steps, last, or all",
         )
-    if len(wanted) == 1 and "eval.checkpoint" not in swept and not OmegaConf.is_list(cfg.eval.checkpoint):
+    single = len(wanted) == 1 and not expanded and "eval.checkpoint" not in swept
+    if single and not OmegaConf.is_list(cfg.eval.checkpoint):
         return args
     kept = [a for a in args if not a.startswith(("eval.checkpoint=", "policy_run=")) and a not in ("-m", "--multirun")]
     if on_robot:
@@ -430,7 +432,7 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
         )
     device = _device(cfg)
     robot_config = recording.robot_config(cfg)  # a port or camera missing from the host profile fails here
-    calibration = require_ready_arms(cfg)  # the arm answers and is calibrated, before anything moves
+    calibration = require_ready_arms(cfg, with_teleop=False)  # the arm answers, is calibrated; nothing moved
     keys = KeyReader.for_stdin()
     order_seed = cfg.eval.order_seed if cfg.eval.order_seed is not None else draw_order_seed()
     order = blinded_order(len(sources), len(plan), order_seed)

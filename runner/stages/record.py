@@ -9,6 +9,7 @@ the next one starts. ``resume=<run>`` continues a run that was killed or stopped
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import sys
 import time
@@ -30,7 +31,7 @@ EPISODES_CSV = "episodes.csv"
 DATASET_DIR = "dataset"
 EPISODE_COLUMNS = [
     "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
-    "end_reason", "frames", "duration_s", "achieved_fps", "validation",
+    "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "validation",
 ]  # fmt: skip
 # Give up after this many attempts in a row that fail validation: the setup, not the operator, is wrong.
 MAX_CONSECUTIVE_REJECTS = 3
@@ -123,6 +124,26 @@ class EpisodesRejected(RuntimeError):
         )
 
 
+class DeviceLost(ConnectionError):
+    """An arm or camera stopped answering in the middle of an episode (cable pulled, power lost)."""
+
+    def __init__(self, device: str, error: BaseException) -> None:
+        self.device = device
+        super().__init__(f"{device} stopped answering ({str(error).strip().splitlines()[0]})")
+
+
+class RecordingStopped(RuntimeError):
+    """The episode in progress was lost with its device; everything kept before it is saved."""
+
+    def __init__(self, lost: DeviceLost, episode: int, total: int, kept: int, run_id: str) -> None:
+        super().__init__(
+            f"{lost} during episode {episode}/{total}. That episode was discarded; the {kept} kept before it "
+            "are saved and load; torque release was attempted on the way out (run.log says if the arm did not "
+            f"confirm it). Check the USB cable and the power supply, then continue with `runner record "
+            f"resume={run_id}`"
+        )
+
+
 @dataclass
 class EpisodeResult:
     frames: int
@@ -168,9 +189,18 @@ def _record_episode(
     start = time.perf_counter()
     for index in range(cap):
         tick = time.perf_counter()
-        observation = robot.get_observation()
-        action = teleop.get_action()
-        sent = robot.send_action(action)
+        try:
+            observation = robot.get_observation()
+        except ConnectionError as error:
+            raise DeviceLost(f"the {cfg.robot.role} arm ({cfg.robot.type})", error) from error
+        try:
+            action = teleop.get_action()
+        except ConnectionError as error:
+            raise DeviceLost(f"the {cfg.teleop.get('role', 'leader')} arm ({cfg.teleop.type})", error) from error
+        try:
+            sent = robot.send_action(action)
+        except ConnectionError as error:
+            raise DeviceLost(f"the {cfg.robot.role} arm ({cfg.robot.type})", error) from error
         recorder.add_frame(observation, sent, planned.instruction)
         # Simulated time is exact whatever the wall clock does; a real robot's frames are as late as they came.
         timestamp = index * period if sim or not episode.realtime else tick - start
@@ -201,6 +231,15 @@ def _record_episode(
             _sleep_until(tick + period)
     elapsed = time.perf_counter() - start
     return EpisodeResult(cap, elapsed, robot.is_success() if sim else None, "time_cap")
+
+
+def _loop_periods(stamps: list[float]) -> dict[str, float | str]:
+    """Median and 99th-percentile time between frames (wall time on a real robot, sim time in simulation)."""
+    periods = sorted(b - a for a, b in itertools.pairwise(stamps))
+    if not periods:
+        return {"period_p50_ms": "", "period_p99_ms": ""}
+    p50, p99 = (periods[min(len(periods) - 1, int(q * len(periods)))] for q in (0.5, 0.99))
+    return {"period_p50_ms": round(1000 * p50, 2), "period_p99_ms": round(1000 * p99, 2)}
 
 
 def _sleep_until(deadline: float) -> None:
@@ -291,7 +330,17 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                 teleop.start_episode(planned.seed, practice=table.attempts)
             frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
             header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
-            result = _record_episode(robot, teleop, recorder, frames_log, planned, cfg, keys, display, header)
+            try:
+                result = _record_episode(robot, teleop, recorder, frames_log, planned, cfg, keys, display, header)
+            except DeviceLost as lost:
+                recorder.discard_episode()
+                table.append({
+                    "attempt": table.attempts, "dataset_episode": "", "kept": False, "scenario": planned.scenario,
+                    "instruction": planned.instruction, "seed": planned.seed, "operator": operator, "success": "",
+                    "end_reason": "device_lost", "frames": len(frames_log.rows), "duration_s": "",
+                    "achieved_fps": "", "period_p50_ms": "", "period_p99_ms": "", "validation": str(lost),
+                })  # fmt: skip
+                raise RecordingStopped(lost, kept + 1, len(plan), recorder.num_episodes, run.id) from lost
             failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
             keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
             if keep:
@@ -314,6 +363,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                     "frames": result.frames,
                     "duration_s": round(result.duration_s, 3),
                     "achieved_fps": round(result.frames / max(result.duration_s, 1e-9), 2),
+                    **_loop_periods([row["timestamp"] for row in frames_log.rows]),
                     "validation": "; ".join(failures) or "ok",
                 }
             )
@@ -352,7 +402,6 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         display.close()
         if keys is not None:
             keys.close()
-        if teleop is not None and teleop.is_connected:
-            teleop.disconnect()
-        if robot.is_connected:
-            robot.disconnect()
+        if teleop is not None:
+            recording.release(teleop)
+        recording.release(robot)  # torque off, or closed anyway when the arm no longer answers

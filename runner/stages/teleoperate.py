@@ -72,10 +72,8 @@ def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
     finally:
         if keys is not None:
             keys.close()
-        if teleop.is_connected:
-            teleop.disconnect()
-        if robot.is_connected:
-            robot.disconnect()  # LeRobot releases the follower's torque here (disable_torque_on_disconnect)
+        recording.release(teleop)
+        recording.release(robot)  # LeRobot releases the follower's torque here (disable_torque_on_disconnect)
         if periods:
             ordered = sorted(periods)
             run.update(teleoperation={

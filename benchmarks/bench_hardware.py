@@ -1,0 +1,111 @@
+"""Real-arm loop figures on emulated hardware (`runner emulate`'s SO-101 buses, host=emulated).
+
+1. Teleoperation loop rate, uncapped (episode.fps=1000) for a few seconds: `runner teleoperate` vs LeRobot's
+   own `teleop_loop` (lerobot-teleoperate's loop) on the same emulated arms, same process set-up.
+   LeRobot's loop also reads the follower's observation every step; runner's does not need to.
+2. Record loop period p50/p99 at 30 fps with two emulated 640x480 cameras (wrist + side), as the record
+   stage measures it (wall time between frames, per episode in episodes.csv), and the achieved fps.
+
+Usage: .venv/bin/python benchmarks/bench_hardware.py [--seconds 5] [--record-s 10]
+"""
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RUNNER = str(REPO / ".venv" / "bin" / "runner")
+ARMS = ["host=emulated", "robot=so101_follower", "teleop=so101_leader"]
+
+
+def runner(args: list[str], env: dict) -> None:
+    result = subprocess.run([RUNNER, *args], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"runner {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+
+
+def lerobot_teleop_rate(folder: Path, seconds: float) -> float:
+    """LeRobot's teleop_loop on the emulated arms; steps counted at the follower's send_action."""
+    from lerobot.processor import make_default_processors
+    from lerobot.robots import make_robot_from_config
+    from lerobot.robots.so_follower import SO101FollowerConfig
+    from lerobot.scripts.lerobot_teleoperate import teleop_loop
+    from lerobot.teleoperators import make_teleoperator_from_config
+    from lerobot.teleoperators.so_leader import SO101LeaderConfig
+
+    calibration = folder / "calibration"
+    follower = SO101FollowerConfig(port=str(folder / "follower"), id="follower", calibration_dir=calibration,
+                                   max_relative_target=10.0)  # fmt: skip
+    robot = make_robot_from_config(follower)
+    teleop = make_teleoperator_from_config(
+        SO101LeaderConfig(port=str(folder / "leader"), id="leader", calibration_dir=calibration)
+    )
+    robot.connect()
+    teleop.connect()
+    steps = 0
+    send = robot.send_action
+
+    def counted(action):
+        nonlocal steps
+        steps += 1
+        return send(action)
+
+    robot.send_action = counted
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its live table of joint values
+            teleop_loop(teleop, robot, 1000, *make_default_processors(), duration=seconds)
+    finally:
+        teleop.disconnect()
+        robot.disconnect()
+    return steps / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--record-s", type=float, default=10)
+    args = parser.parse_args()
+    from runner.emulate import serve
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, outputs = Path(tmp) / "emulated", Path(tmp) / "outputs"
+        os.environ["RUNNER_EMULATED_DIR"] = str(folder)
+        env = {**os.environ, "RUNNER_OUTPUTS": str(outputs), "HF_HUB_OFFLINE": "1"}
+        with serve(folder):
+            runner(["teleoperate", *ARMS, "cameras=none", "episode.fps=1000", f"duration_s={args.seconds}"], env)
+            [record] = [json.loads(p.read_text()) for p in outputs.rglob("run.json")]
+            ours = record["teleoperation"]["rate_hz_mean"]
+            theirs = lerobot_teleop_rate(folder, args.seconds)
+            print(f"teleoperation loop, uncapped, {args.seconds:g} s on emulated SO-101 arms:")
+            print(f"  runner teleoperate      {ours:7.1f} Hz")
+            print(f"  LeRobot teleop_loop     {theirs:7.1f} Hz   (runner / LeRobot = {ours / theirs:.2f}x)")
+
+            started = time.perf_counter()
+            runner(["record", *ARMS, "cameras=wrist_side", "cameras.wrist.fourcc=null", "cameras.side.fourcc=null",
+                    "episode.fps=30", "episode.num_episodes=2", f"episode.episode_time_s={args.record_s}",
+                    "episode.reset_time_s=0", "episode.early_stop.keys=false", "episode.early_stop.idle_s=null",
+                    "episode.validation=warn"], env)  # fmt: skip
+            wall = time.perf_counter() - started
+        [table] = list(outputs.rglob("episodes.csv"))
+        with open(table, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["kept"] == "True"]
+        p50 = statistics.median(float(r["period_p50_ms"]) for r in rows)
+        p99 = max(float(r["period_p99_ms"]) for r in rows)
+        fps = statistics.fmean(float(r["achieved_fps"]) for r in rows)
+        frames = sum(int(r["frames"]) for r in rows)
+        print(f"record at 30 fps, 2 emulated 640x480 cameras, {len(rows)} x {args.record_s:g} s ({frames} frames, "
+              f"{wall:.0f} s with start-up and encoding):")  # fmt: skip
+        print(f"  loop period p50 {p50:.1f} ms · p99 {p99:.1f} ms (worst episode; target 33.3 ms) · "
+              f"achieved {fps:.1f} fps")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
