@@ -40,9 +40,9 @@ def arms(tmp_path, monkeypatch):
         yield buses
 
 
-def _session(root, *overrides, decisions):
-    """Run a session on a terminal: space starts each trial; ``decisions`` answer, in turn, the first episode
-    while it runs ("running...") and then every "time is up" prompt."""
+def _session(root, *overrides, decisions, starts=None):
+    """Run a session on a terminal: space starts each trial (or ``starts`` answer the start prompts in turn);
+    ``decisions`` answer, in turn, the first episode while it runs ("running...") and every "time is up"."""
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "eval", *ROBOT, *overrides], cwd=REPO, stdin=slave,
@@ -50,14 +50,14 @@ def _session(root, *overrides, decisions):
         env={**os.environ, "RUNNER_OUTPUTS": str(root), "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     os.close(slave)
-    output, answers = [], iter(decisions)
+    output, answers, start_keys = [], iter(decisions), iter(starts or [])
     pressed_during_episode = False
     try:
         for line in process.stdout:
             output.append(line)
             key = None
             if "space: start the episode" in line:
-                key = " "
+                key = next(start_keys, " ")
             elif "running..." in line and not pressed_during_episode:
                 pressed_during_episode, key = True, next(answers)
             elif "time is up" in line:
@@ -127,6 +127,22 @@ def test_blinded_session_interleaves_checkpoints_scores_by_key_and_compares_like
     compared = run_runner("compare", sweep["id"], env={"RUNNER_OUTPUTS": str(trained)})
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "comparison" in compared.stdout or "written" in compared.stdout
+
+
+@pytest.mark.slow
+def test_q_stops_the_session_keeping_what_was_scored(trained, arms):
+    before = set(run_dirs(trained))
+    # trial 1 scored a success after its time is up, then q at the start of trial 2
+    code, output = _session(trained, "eval.n_episodes=1", "eval.order_seed=1", decisions=["s"], starts=[" ", "q"])
+    assert code == 130 and "stopped by the operator before trial 2 of 2" in output, output[-3000:]
+    runs = sorted(set(run_dirs(trained)) - before)
+    records = [json.loads((run / "run.json").read_text()) for run in runs]
+    assert [r["status"] for r in records] == ["interrupted", "interrupted"]
+    assert all(not (run / "eval" / "metrics.json").exists() for run in runs)  # a half comparison is no result
+    [scored] = [run / "eval" / "episodes.csv" for run in runs if (run / "eval" / "episodes.csv").exists()]
+    assert len(scored.read_text().splitlines()) == 2 and ",True," in scored.read_text()
+    assert json.loads((runs[0].parent / "sweep.json").read_text())["ended_at"]
+    assert all(s.memory[TORQUE_ENABLE] == 0 for s in arms["follower"].servos.values())
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from runner import outputs
-from runner.app import StageContext, compose_without_sweeps, parallel_jobs
+from runner.app import Run, StageContext, compose_without_sweeps, parallel_jobs
 from runner.errors import ConfigError
 from runner.lerobot_adapter.checkpoints import checkpoints
 from runner.scenarios import plan_episodes
@@ -273,7 +273,7 @@ def _device(cfg: DictConfig) -> str:
         raise ConfigError("eval.device", str(error), "use eval.device=auto or cpu") from None
 
 
-def _begin(run, source: PolicySource, warnings: list[str]) -> Path:
+def _begin(run: Run, source: PolicySource, warnings: list[str]) -> Path:
     """Record the policy and checks in run.json; return the run's eval/ folder."""
     from runner.lerobot_adapter import evaluation
 
@@ -295,7 +295,7 @@ def _begin(run, source: PolicySource, warnings: list[str]) -> Path:
     return out
 
 
-def _summarize(out: Path, run, source: PolicySource, outcomes: list, plan: list, extra: dict) -> dict:
+def _summarize(out: Path, run: Run, source: PolicySource, outcomes: list, plan: list, extra: dict) -> dict:
     """eval/metrics.json (the same keys in simulation and on a robot) and the headline in run.json."""
     from runner.lerobot_adapter.evaluation import policy_type_and_inputs
 
@@ -437,11 +437,15 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     order_seed = cfg.eval.order_seed if cfg.eval.order_seed is not None else draw_order_seed()
     order = blinded_order(len(sources), len(plan), order_seed)
     session_info = {"order_seed": order_seed, "policies": len(sources), "trials": len(order)}
+    fps = cfg.episode.fps
+    max_steps = max(1, round(cfg.episode.episode_time_s * fps))
+    contexts: list[StageContext] = [ctx]
+    session = None
+    status, error = "succeeded", None
     try:
         loaded = [evaluation.load_policy(source.folder, device) for source in sources]
         parents = sorted({s.policy_run for s in sources if s.policy_run})
         if len(sources) == 1:
-            contexts = [ctx]
             ctx.start_run(parents)
         else:
             jobs = []
@@ -451,23 +455,16 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
                 overrides = [o for o in ctx.overrides if not o.startswith("eval.checkpoint=")]
                 jobs.append((job_cfg, [*overrides, f"eval.checkpoint={source.checkpoint_step}"]))
             contexts = ctx.start_session_runs(jobs, parents, blinded=session_info)
-    except BaseException:
-        keys.close()
-        raise
-    runs = [c.run for c in contexts]
-    outs = [_begin(run, source, warnings) for run, source in zip(runs, sources, strict=True)]
-    for run in runs:
-        run.update(session=session_info | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
-                   calibration=calibration)  # fmt: skip
-    fps = cfg.episode.fps
-    max_steps = max(1, round(cfg.episode.episode_time_s * fps))
-    tables = [EpisodeLog(out / EPISODES_CSV, ROBOT_COLUMNS) for out in outs]
-    outcomes: list[list] = [[] for _ in sources]
-    redos = [0] * len(sources)
-    console = Console(keys, len(order))
-    session = RobotSession(robot_config, device)
-    status, error = "succeeded", None
-    try:
+        runs = [c.run for c in contexts]
+        outs = [_begin(run, source, warnings) for run, source in zip(runs, sources, strict=True)]
+        for run in runs:
+            run.update(session=session_info | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
+                       calibration=calibration)  # fmt: skip
+        tables = [EpisodeLog(out / EPISODES_CSV, ROBOT_COLUMNS) for out in outs]
+        outcomes: list[list] = [[] for _ in sources]
+        redos = [0] * len(sources)
+        console = Console(keys, len(order))
+        session = RobotSession(robot_config, device)
         session.connect()
         console.say(
             f"Blinded evaluation: {len(order)} trials ({len(sources)} policies x {len(plan)} episodes), "
@@ -543,6 +540,7 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
         raise
     finally:
         keys.close()
-        session.disconnect()  # torque released on every way out (LeRobot's disable_torque_on_disconnect)
+        if session is not None:
+            session.disconnect()  # torque released on every way out (LeRobot's disable_torque_on_disconnect)
         if len(contexts) > 1:
             ctx.finish_session(contexts, status, error)
