@@ -365,3 +365,44 @@ def test_doctor_opens_each_camera_at_its_mode_and_reports_the_measured_rate(tmp_
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     row = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
     assert row["status"] == "fail" and "asked 320x120" in row["detail"] and "got 160x120" in row["detail"]
+
+
+def test_a_port_this_user_may_not_open_names_the_group_to_join_never_chmod(emulated):
+    import grp
+
+    from runner.hardware.checks import port_access
+
+    if os.geteuid() != 0:
+        pytest.skip("setting up a root:dialout port and checking it as another user needs root (CI runs as root)")
+    os.chown(emulated.port, 0, grp.getgrnam("dialout").gr_gid)
+    os.chmod(emulated.port, 0o660)  # as udev leaves a USB serial port: root:dialout, rw for the group
+    os.setresuid(65534, 0, 0)  # the real user (whose access os.access checks) becomes nobody, not in dialout
+    try:
+        row = port_access("robot port", emulated.port)
+    finally:
+        os.setresuid(0, 0, 0)
+    assert row.status == "fail" and "group dialout" in row.detail
+    assert "sudo usermod -aG dialout $USER" in row.fix and "do not chmod 666" in row.fix
+
+
+def test_doctor_passes_on_the_emulated_host_and_fails_a_camera_at_the_wrong_fps(tmp_path, monkeypatch):
+    from runner.emulate import serve
+
+    monkeypatch.setenv("RUNNER_EMULATED_DIR", str(tmp_path))
+    arms = ["host=emulated", "robot=so101_follower", "teleop=so101_leader", "cameras=wrist_side"]
+    with serve(tmp_path):
+        result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *arms],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        rows = {c["name"]: c for c in json.loads(result.stdout)}
+        hardware = {name: row for name, row in rows.items() if name.startswith(("robot ", "teleop ", "camera "))}
+        assert len(hardware) == 8 and all(row["status"] == "ok" for row in hardware.values()), hardware
+        side = rows["camera side"]["detail"]
+        assert "640x480 emulated at" in side and "fps measured" in side
+        assert rows["disk for the planned recording"]["status"] == "ok"
+        # the side camera behind a busy hub: asked 30 fps, it delivers 12 new frames a second
+        slow_side = "host.cameras.side=emulated:pattern@12"
+        result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *arms, slow_side],
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+    side = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
+    assert side["status"] == "fail" and "at 30 fps" in side["detail"] and "would drop frames" in side["detail"]
+    assert "MJPG" in side["fix"] and result.returncode == 1

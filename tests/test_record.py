@@ -80,6 +80,10 @@ def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_r
     _decode_everything(dataset)
     assert any((run_dir / "dataset" / "images").rglob("*.png")), "the killed episode left staged frames"
 
+    other_camera = run_runner("record", f"resume={run_dir.name}", "cameras.side.width=96")
+    assert other_camera.returncode == 2 and "`cameras.side.width` cannot change when resuming" in other_camera.stderr
+    assert any((run_dir / "dataset" / "images").rglob("*.png")), "the refused resume touched nothing"
+
     resumed = run_runner("record", f"resume={run_dir.name}", timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "removed" in resumed.stderr and "staged frames" in resumed.stderr

@@ -94,7 +94,7 @@ def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
 
 def camera_checks(cfg: DictConfig) -> list[Check]:
     """Each real camera of the config opens at its mode; the measured frame rate is reported."""
-    from runner.hardware.cameras import EMULATED_PREFIX, probe_camera
+    from runner.hardware.cameras import EMULATED_PREFIX, CameraProbe, probe_camera
 
     rows = []
     for role, camera in cfg.cameras.items():
@@ -106,11 +106,13 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
             fix = f"run `runner find-cameras`, or add `{role}: /dev/v4l/by-id/...` under cameras:"
             rows.append(Check(name, FAIL, f"`host.cameras.{role}` is not set in this host profile", fix))
             continue
-        if str(device).startswith(EMULATED_PREFIX):
-            detail = f"{device} stands in for a camera: {camera.width}x{camera.height} at {camera.fps} fps"
-            rows.append(Check(name, OK, detail))
-            continue
-        probe = probe_camera(str(device), camera.width, camera.height, camera.fps, camera.fourcc)
+        if str(device).startswith(EMULATED_PREFIX):  # measured through LeRobot, as the robot will read it
+            from runner.lerobot_adapter import hardware, recording
+
+            width, height, fps = hardware.measure_camera(recording.camera_config(cfg, role))
+            probe = CameraProbe(str(device), True, width, height, "emulated", fps)
+        else:
+            probe = probe_camera(str(device), camera.width, camera.height, camera.fps, camera.fourcc)
         if not probe.opened:
             fix = "is it plugged in, or used by another program? `runner find-cameras` lists cameras"
             rows.append(Check(name, FAIL, f"{device} does not open or gives no frame", fix))
@@ -121,7 +123,7 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
             rows.append(Check(name, FAIL, f"{device}: asked {asked}, got {delivered}",
                               f"use a mode the camera has (set cameras.{role}.width/height)"))  # fmt: skip
         elif probe.measured_fps < 0.9 * camera.fps:
-            rows.append(Check(name, WARN, f"{device}: asked {asked}, got {delivered}",
+            rows.append(Check(name, FAIL, f"{device}: asked {asked}, got {delivered}: recording would drop frames",
                               "try fourcc MJPG, another USB port (not through a hub), or a lower fps"))  # fmt: skip
         else:
             rows.append(Check(name, OK, f"{device}: {delivered}"))

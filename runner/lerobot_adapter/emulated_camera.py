@@ -28,6 +28,8 @@ class EmulatedCameraConfig(CameraConfig):
     # A video file to loop, or "pattern" for a generated moving test pattern.
     source: str = PATTERN
     color_mode: ColorMode = ColorMode.RGB
+    # New frames per second actually delivered, when lower than fps (a camera behind a busy USB hub).
+    delivered_fps: int | None = None
 
     def __post_init__(self) -> None:
         if None in (self.fps, self.width, self.height):
@@ -98,8 +100,12 @@ class EmulatedCamera(Camera):
             self._frames = _video(self.config.source, width, height)
         self._started = time.perf_counter()
 
+    @property
+    def _rate(self) -> int:
+        return self.config.delivered_fps or self.config.fps
+
     def _index(self, at: float) -> int:
-        return int((at - self._started) * self.config.fps)
+        return int((at - self._started) * self._rate)
 
     def _frame(self, index: int) -> np.ndarray:
         if self._frames is None:
@@ -111,12 +117,12 @@ class EmulatedCamera(Camera):
         return self._frame(self._index(time.perf_counter()))
 
     def async_read(self, timeout_ms: float = 200) -> np.ndarray:
-        """The next frame: waits for the next frame time, as a camera delivering at ``fps`` would."""
+        """The next frame: waits for the next frame time, as a camera delivering at its rate would."""
         now = time.perf_counter()
         index = self._index(now) + 1
-        wait = self._started + index / self.config.fps - now
+        wait = self._started + index / self._rate - now
         if wait * 1000 > timeout_ms:
-            raise TimeoutError(f"{self}: no frame within {timeout_ms} ms at {self.config.fps} fps")
+            raise TimeoutError(f"{self}: no frame within {timeout_ms} ms at {self._rate} fps")
         time.sleep(max(0.0, wait))
         return self._frame(index)
 

@@ -8,9 +8,11 @@ calibration file. Nothing is written to the motors except torque off when the po
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lerobot.cameras import CameraConfig, make_cameras_from_configs
 from lerobot.robots import RobotConfig, make_robot_from_config
 from lerobot.teleoperators import TeleoperatorConfig, make_teleoperator_from_config
 
@@ -76,6 +78,21 @@ def probe_arm(config: RobotConfig | TeleoperatorConfig) -> ArmReport:
         except (ConnectionError, RuntimeError):  # a motor that does not answer cannot confirm torque off
             bus.port_handler.closePort()
     return report
+
+
+def measure_camera(config: CameraConfig, seconds: float = 1.0) -> tuple[int, int, float]:
+    """Open a camera through LeRobot as a robot would and time its new frames: (width, height, fps)."""
+    camera = make_cameras_from_configs({"probe": config})["probe"]
+    camera.connect()
+    try:
+        frame = camera.async_read(timeout_ms=2000)
+        frames, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            frame = camera.async_read(timeout_ms=2000)
+            frames += 1
+        return frame.shape[1], frame.shape[0], frames / (time.perf_counter() - started)
+    finally:
+        camera.disconnect()
 
 
 def calibrate(config: RobotConfig | TeleoperatorConfig) -> Path:

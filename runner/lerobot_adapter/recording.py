@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import draccus
+from lerobot.cameras import CameraConfig
 from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features
 from lerobot.processor import make_default_processors
 from lerobot.robots import (
@@ -78,28 +79,7 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
             "max_relative_target": robot.max_relative_target,
         }
     else:
-        cameras = {}
-        for role, camera in cfg.cameras.items():
-            if camera.type.value == "sim":
-                raise ConfigError(
-                    f"cameras.{role}.type", "is sim, but a real robot needs real cameras", "use cameras=wrist_side"
-                )
-            device = device_path(cfg, "camera", role, None)
-            entry: dict[str, Any] = {
-                "type": camera.type.value,
-                "fps": camera.fps,
-                "width": camera.width,
-                "height": camera.height,
-                "color_mode": camera.color_mode.value,
-            }
-            if device.startswith(EMULATED_PREFIX):  # the host profile stands a camera in
-                entry |= {"type": "runner_emulated", "source": device.removeprefix(EMULATED_PREFIX)}
-            elif camera.type.value == "opencv":
-                entry |= {"index_or_path": int(device) if device.isdigit() else device, "fourcc": camera.fourcc}
-                entry["rotation"] = camera.rotation
-            else:
-                entry["serial_number_or_name"] = device
-            cameras[role] = entry
+        cameras = {role: _camera_fields(cfg, role) for role in cfg.cameras}
         fields = {
             "type": robot.type,
             "id": robot.id,
@@ -111,6 +91,37 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
             "cameras": cameras,
         }
     return draccus.decode(RobotConfig, _without_none(fields))
+
+
+def _camera_fields(cfg: DictConfig, role: str) -> dict[str, Any]:
+    """One real camera's LeRobot config fields: the experiment's mode, the host profile's device."""
+    camera = cfg.cameras[role]
+    if camera.type.value == "sim":
+        raise ConfigError(
+            f"cameras.{role}.type", "is sim, but a real robot needs real cameras", "use cameras=wrist_side"
+        )
+    device = device_path(cfg, "camera", role, None)
+    entry: dict[str, Any] = {
+        "type": camera.type.value,
+        "fps": camera.fps,
+        "width": camera.width,
+        "height": camera.height,
+        "color_mode": camera.color_mode.value,
+    }
+    if device.startswith(EMULATED_PREFIX):  # the host profile stands a camera in: emulated:<source>[@<fps>]
+        source, _, delivered = device.removeprefix(EMULATED_PREFIX).partition("@")
+        entry |= {"type": "runner_emulated", "source": source, "delivered_fps": int(delivered) if delivered else None}
+    elif camera.type.value == "opencv":
+        entry |= {"index_or_path": int(device) if device.isdigit() else device, "fourcc": camera.fourcc}
+        entry["rotation"] = camera.rotation
+    else:
+        entry["serial_number_or_name"] = device
+    return entry
+
+
+def camera_config(cfg: DictConfig, role: str) -> CameraConfig:
+    """The LeRobot camera config the robot will use for ``role``."""
+    return draccus.decode(CameraConfig, _without_none(_camera_fields(cfg, role)))
 
 
 def teleop_config(cfg: DictConfig) -> TeleoperatorConfig | None:
