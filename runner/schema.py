@@ -388,6 +388,8 @@ class RunnerConfig:
     policy_run: str = "latest"
     # teleoperate: stop after this many seconds (null: when you press q or Ctrl-C).
     duration_s: float | None = None
+    # teleoperate: a live view of the cameras and joints in Rerun (needs rerun-sdk: LeRobot's viz extra).
+    display: bool = False
     sweep: SweepConfig = field(default_factory=SweepConfig)
     pipeline: PipelineConfig = MISSING
 

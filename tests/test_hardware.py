@@ -406,3 +406,15 @@ def test_doctor_passes_on_the_emulated_host_and_fails_a_camera_at_the_wrong_fps(
     side = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
     assert side["status"] == "fail" and "at 30 fps" in side["detail"] and "would drop frames" in side["detail"]
     assert "MJPG" in side["fix"] and result.returncode == 1
+
+
+def test_a_live_view_without_rerun_installed_is_refused_with_the_extra_to_install(outputs_root):
+    import importlib.util
+
+    from conftest import run_runner
+
+    if importlib.util.find_spec("rerun") is not None:
+        pytest.skip("rerun-sdk is installed here: the live view would open")
+    result = run_runner("teleoperate", "display=true", "duration_s=1")
+    assert result.returncode == 2 and "`display`" in result.stderr and "lerobot[viz]" in result.stderr
+    assert not run_dirs(outputs_root)

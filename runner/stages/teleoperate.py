@@ -1,7 +1,8 @@
 """``runner teleoperate``: the leader arm drives the follower at ``episode.fps``, nothing recorded.
 
 The arms are the ones ``record`` would use (host profile, calibration ids) and pass the same hardware
-check first. The loop rate is shown live and summarised in run.json; ``q`` (or Ctrl-C, SIGTERM, or
+check first. ``display=true`` adds a live view of the cameras and joints in Rerun (when installed). The
+loop rate is shown live and summarised in run.json; ``q`` (or Ctrl-C, SIGTERM, or
 ``duration_s``) ends it, and torque is released on every way out. In simulation the scripted operator
 drives the simulated arm, which makes the command a quick check of a setup without hardware.
 """
@@ -25,13 +26,20 @@ REPORT_EVERY_S = 5.0
 
 def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.hardware.checks import require_ready_arms, without_cameras
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import live_view, recording
 
     if cfg.teleop.type == "none":
         raise ConfigError("teleop", "is none: there is no leader to follow", "use teleop=so101_leader")
     if cfg.episode.fps <= 0:
         raise ConfigError("episode.fps", f"is {cfg.episode.fps}", "give a positive loop rate")
-    cfg = without_cameras(cfg)  # the loop needs no images; cameras would slow it
+    if cfg.display and not live_view.available():
+        raise ConfigError(
+            "display",
+            "is true, but the live view needs Rerun (rerun-sdk), which is not installed",
+            "install LeRobot's viz extra into the venv (.venv/bin/pip install 'lerobot[viz]'), or leave display=false",
+        )
+    if not cfg.display:
+        cfg = without_cameras(cfg)  # without a view the loop needs no images; cameras would slow it
     robot = recording.make_robot(recording.robot_config(cfg))
     teleop = recording.make_teleop(recording.teleop_config(cfg))
     calibration = require_ready_arms(cfg)
@@ -45,12 +53,17 @@ def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
     try:
         robot.connect()
         teleop.connect()
+        if cfg.display:
+            live_view.start("runner_teleoperate")
         log.info("teleoperating at %s fps: q to stop%s", cfg.episode.fps,
                  f" (or after {cfg.duration_s} s)" if cfg.duration_s else "")  # fmt: skip
         started = last_report = previous = time.perf_counter()
         while True:
             tick = time.perf_counter()
-            robot.send_action(teleop.get_action())
+            action = teleop.get_action()
+            robot.send_action(action)
+            if cfg.display:
+                live_view.show(robot.get_observation(), action)
             if cfg.duration_s is not None and tick - started >= cfg.duration_s:
                 reason = "duration"
                 break
@@ -72,6 +85,8 @@ def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
     finally:
         if keys is not None:
             keys.close()
+        if cfg.display:
+            live_view.stop()
         recording.release(teleop)
         recording.release(robot)  # LeRobot releases the follower's torque here (disable_torque_on_disconnect)
         if periods:
