@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -118,30 +119,31 @@ def test_calibrate_runs_lerobot_calibration_on_the_bus_and_keeps_a_hashed_copy(e
             step += 1
             time.sleep(0.01)
 
+    terminal, slave = pty.openpty()  # the user's terminal: LeRobot's prompts wait for Enter on it
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "calibrate", "robot=so101_follower", "teleop=none",
          f"robot.port={emulated.port}", f"robot.calibration_dir={tmp_path}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    os.close(slave)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(iter(lambda: process.stdout.read(1), "")), daemon=True)
     reader.start()
     mover = threading.Thread(target=move_joints, daemon=True)
     try:
         _wait_for(output, "middle of its range of motion")
-        process.stdin.write("\n")
-        process.stdin.flush()
+        os.write(terminal, b"\n")
         _wait_for(output, "Press ENTER to stop")
         mover.start()
         time.sleep(1.5)
-        process.stdin.write("\n")
-        process.stdin.flush()
+        os.write(terminal, b"\n")
         assert process.wait(timeout=120) == 0, "".join(output)[-3000:]
     finally:
         moving.set()
         if process.poll() is None:
             process.kill()
+        os.close(terminal)
     calibration = json.loads((tmp_path / "follower.json").read_text())
     assert set(calibration) == set(JOINTS)
     assert all(c["range_min"] < c["range_max"] for c in calibration.values())
