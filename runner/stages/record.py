@@ -318,6 +318,8 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             joint_limits=robot.joint_limits() if hasattr(robot, "joint_limits") else {j: (-360, 360) for j in joints},
             cameras=tuple(sizes),
         )
+        # The range each joint may take, for validation and for the dataset report's coverage plot.
+        run.update(joint_limits={j: list(limits.joint_limits[j]) for j in joints if j in limits.joint_limits})
         operator = cfg.teleop.get("operator", "none")
         log.info("recording %d episodes (%d already kept) · %s", len(plan), recorder.num_episodes, KEYS_HELP)
         discarded = rejected_in_a_row = 0

@@ -1,0 +1,60 @@
+"""`runner report`: pages made from runs, whose numbers match the runs they read, which they never change."""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_dirs, run_runner
+
+# The record run of the shared `trained` outputs root is the report's subject.
+pytestmark = pytest.mark.xdist_group("trained")
+
+
+def _digest(folder):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_dataset_report_has_every_section_and_the_dataset_s_numbers(trained):
+    [record_run] = [d for d in run_dirs(trained) if "-record-" in d.name]
+    before = _digest(record_run)
+    result = run_runner("report", "dataset", record_run.name[:22], "--json", env={"RUNNER_OUTPUTS": str(trained)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    numbers = json.loads(result.stdout)
+    assert _digest(record_run) == before  # a report only reads
+
+    from runner.lerobot_adapter.recording import load_dataset
+
+    dataset = load_dataset(record_run / "dataset", "local/sim_demo")
+    frames = dataset.hf_dataset.with_format("numpy")
+    states = np.stack(frames["observation.state"])
+    assert numbers["episodes"] == dataset.num_episodes == 2 and numbers["frames"] == len(dataset)
+    assert sum(g["episodes"] for g in numbers["by_scenario_operator"]) == 2
+    assert numbers["by_scenario_operator"][0]["operator"] == "scripted"
+    assert len(numbers["durations_s"]) == 2 and all(0 < d <= 2.0 for d in numbers["durations_s"])
+    for index, (joint, coverage) in enumerate(numbers["coverage"].items()):
+        assert coverage["min"] == pytest.approx(states[:, index].min(), abs=1e-3), joint
+        assert coverage["max"] == pytest.approx(states[:, index].max(), abs=1e-3), joint
+        assert coverage["limits"] and 0 < coverage["share"] <= 1.2  # the sim arm's range, saved by record
+    assert set(numbers["jerk_rms"]) == {"0", "1"} and numbers["cameras"] == ["wrist", "side"]
+    assert numbers["contact_sheet_episodes"] == [0, 1]
+
+    assert numbers["run"] == record_run.name
+    report = Path(numbers["dir"])
+    page = (report / "report.html").read_text()
+    for heading in ("Episodes per scenario and operator", "Episode durations", "Discarded attempts",
+                    "Joint-range coverage", "Action smoothness", "Contact sheet"):  # fmt: skip
+        assert f"<h2>{heading}</h2>" in page and f"## {heading}" in (report / "report.md").read_text()
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert len(images) == 4 and all((report / image).stat().st_size > 2000 for image in images)
+    record = json.loads((report / "run.json").read_text())
+    assert record["status"] == "succeeded" and record["parents"] == [record_run.name]
+
+
+def test_a_report_of_a_run_that_is_not_there_names_what_to_give(outputs_root):
+    result = run_runner("report", "dataset", "nope")
+    assert result.returncode == 2 and "runner runs --stage record" in result.stderr
+    assert not run_dirs(outputs_root)
