@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "list cameras with the mode they really deliver and a snapshot each; writes their roles to the host profile",
     ),
     "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
-    "report": ("runner.reports.cli", "report dataset RUN: a recording at a glance (Markdown, PNGs, static HTML)"),
+    "report": ("runner.reports.cli", "report dataset RUN | operators RUN...: pages of PNGs and tables (md, html)"),
     "emulate": (
         "runner.emulate",
         "serve emulated SO-101 arms (servo protocol on pseudo-terminals) and cameras for host=emulated",

@@ -58,3 +58,20 @@ def test_a_report_of_a_run_that_is_not_there_names_what_to_give(outputs_root):
     result = run_runner("report", "dataset", "nope")
     assert result.returncode == 2 and "runner runs --stage record" in result.stderr
     assert not run_dirs(outputs_root)
+
+
+@pytest.mark.slow
+def test_operator_report_draws_the_policy_s_curve_beside_the_operators(trained):
+    env = {"RUNNER_OUTPUTS": str(trained)}
+    sweep = run_runner("eval", "experiment=sim_demo", "eval.n_episodes=1", "episode.episode_time_s=0.5",
+                       "eval.videos=0", "hydra/launcher=basic", env=env, timeout=600)  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    [record_run] = [d for d in run_dirs(trained) if "-record-" in d.name]
+    result = run_runner("report", "operators", record_run.name, "--policy", "latest-sweep", "--json", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    numbers = json.loads(result.stdout)
+    assert [p["step"] for p in numbers["policy"]] == [2, 4]
+    scripted = numbers["operators"]["scripted"]
+    assert scripted["practice"] == [0, 1] and scripted["fit"] is None  # two episodes: no curve to fit
+    page = (Path(numbers["dir"]) / "report.html").read_text()
+    assert "too few timed episodes" in page and "training step" in page

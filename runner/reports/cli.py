@@ -1,6 +1,7 @@
 """``runner report KIND RUN...``: a report made from runs, written into a run of its own.
 
-    runner report dataset <record-run>      what a recording holds (see runner/reports/dataset.py)
+    runner report dataset <record-run>                        what a recording holds
+    runner report operators <record-run>... [--policy SWEEP]  how each operator learned (beside the policy)
 
 A utility command (no Hydra). Reports only read the runs they describe.
 """
@@ -19,8 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runner report", description=__doc__.split("\n")[0])
     kinds = parser.add_subparsers(dest="kind", required=True)
     dataset = kinds.add_parser("dataset", help="episodes, durations, discards, joint coverage, jerk, frames, fps")
-    dataset.add_argument("run", help="a record run: id, prefix, latest or latest:record")
-    for sub in (dataset,):
+    dataset.add_argument("runs", nargs=1, metavar="run", help="a record run: id, prefix or latest")
+    operators = kinds.add_parser("operators", help="each operator's learning curve, fitted, beside the policy's")
+    operators.add_argument("runs", nargs="+", metavar="run", help="record runs: ids, prefixes or latest")
+    operators.add_argument("--policy", metavar="SWEEP", help="an eval sweep: the policy's success against step")
+    for sub in (dataset, operators):
         sub.add_argument("--outputs", type=Path, help="the outputs root (default: RUNNER_OUTPUTS or outputs/)")
         sub.add_argument("--json", action="store_true", help="print the report's numbers as JSON")
     return parser
@@ -29,31 +33,45 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     root = args.outputs or outputs.default_outputs_root()
+    runs = []
     try:
-        run = outputs.resolve_run(root, args.run.removesuffix(":record"), stage="record")
+        for ref in args.runs:
+            runs.append(outputs.resolve_run(root, ref.removesuffix(":record"), stage="record"))
     except outputs.RunReferenceError as error:
         print(f"runner report: {error} Give a record run id (see `runner runs --stage record`).", file=sys.stderr)
         return 2
-    if not (run.path / "dataset" / "meta" / "info.json").exists():
-        print(f"runner report: record run {run.id} ({run.status}) has no dataset yet.", file=sys.stderr)
-        return 2
-    from runner.reports import dataset
-
-    run_dir, record = provenance.start_utility_run(root / run.experiment, "report", ["runner", "report", *argv],
-                                                   [run.id])  # fmt: skip
+    for run in runs:
+        if not (run.path / "episodes.csv").exists() or not (run.path / "dataset" / "meta" / "info.json").exists():
+            print(f"runner report: record run {run.id} ({run.status}) has no recorded episode yet.", file=sys.stderr)
+            return 2
+    if getattr(args, "policy", None):
+        try:
+            outputs.resolve_sweep(root, args.policy)
+        except outputs.RunReferenceError as error:
+            print(f"runner report: --policy: {error}", file=sys.stderr)
+            return 2
+    run_dir, record = provenance.start_utility_run(root / runs[0].experiment, "report", ["runner", "report", *argv],
+                                                   [run.id for run in runs])  # fmt: skip
     try:
-        numbers = dataset.build(run.path, run_dir)
+        if args.kind == "dataset":
+            from runner.reports import dataset
+
+            numbers = dataset.build(runs[0].path, run_dir)
+        else:
+            from runner.reports import operators
+
+            numbers = operators.build(root, runs, run_dir, args.policy)
     except BaseException as error:
         record |= {"status": "failed", "ended_at": outputs.now_iso(),
                    "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
         outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
         raise
     record |= {"status": "succeeded", "ended_at": outputs.now_iso(), "artifacts": numbers["files"],
-               "report": {"kind": "dataset", "of": run.id}}  # fmt: skip
+               "report": {"kind": args.kind, "of": [run.id for run in runs]}}  # fmt: skip
     outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
     if args.json:
         print(json.dumps({**numbers, "report": record["id"], "dir": str(run_dir)}, indent=2))
     else:
-        print(f"dataset report of {run.id}: {numbers['episodes']} episodes, {numbers['frames']} frames")
-        print(f"written: {run_dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNGs")
+        print(f"{args.kind} report of {', '.join(run.id for run in runs)}")
+        print(f"written: {run_dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNG(s)")
     return 0
