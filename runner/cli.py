@@ -71,7 +71,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "list cameras with the mode they really deliver and a snapshot each; writes their roles to the host profile",
     ),
     "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
-    "report": ("runner.reports.cli", "report dataset RUN | operators RUN...: pages of PNGs and tables (md, html)"),
+    "report": ("runner.reports.cli", "dataset RUN | operators RUN... | experiment NAME: pages of plots and tables"),
+    "viz": ("runner.viz", "LeRobot's dataset visualiser (Rerun) on a record run's dataset or an eval run's rollouts"),
     "emulate": (
         "runner.emulate",
         "serve emulated SO-101 arms (servo protocol on pseudo-terminals) and cameras for host=emulated",

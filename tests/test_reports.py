@@ -75,3 +75,48 @@ def test_operator_report_draws_the_policy_s_curve_beside_the_operators(trained):
     assert scripted["practice"] == [0, 1] and scripted["fit"] is None  # two episodes: no curve to fit
     page = (Path(numbers["dir"]) / "report.html").read_text()
     assert "too few timed episodes" in page and "training step" in page
+
+
+@pytest.mark.slow
+def test_experiment_report_links_its_runs_and_every_image_is_there(trained):
+    from runner import outputs
+
+    before = {d: _digest(d) for d in run_dirs(trained)}
+    result = run_runner("report", "experiment", "sim_demo", "--json", env={"RUNNER_OUTPUTS": str(trained)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    numbers = json.loads(result.stdout)
+    assert {d: _digest(d) for d in before} == before  # nothing it read was changed
+    runs = {r.id: r for r in outputs.list_runs(trained) if r.experiment == "sim_demo" and r.id != numbers["report"]}
+    assert set(numbers["runs"]) == set(runs)
+    [record] = [r for r in runs.values() if r.stage == "record"]
+    [train] = [r for r in runs.values() if r.stage == "train"]
+    assert numbers["record"] == [{"id": record.id, **record.record["episodes"]}]
+    assert numbers["train"][0]["id"] == train.id and numbers["train"][0]["checkpoints"] == [2, 4]
+    eval_sweeps = {s.id for s in outputs.list_sweeps(trained) if s.record.get("stage") == "eval"
+                   and any(r.status == "succeeded" for r in s.runs())}  # fmt: skip
+    assert {s["id"] for s in numbers["sweeps"]} == eval_sweeps
+    report = Path(numbers["dir"])
+    page = (report / "report.html").read_text()
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert images == ["lineage.png", "loss.png", "success.png"] and all(
+        (report / i).stat().st_size > 2000 for i in images
+    )
+    assert record.id in page and train.id in page
+    assert json.loads((report / "run.json").read_text())["report"] == {"kind": "experiment", "of": "sim_demo"}
+
+
+def test_an_experiment_with_no_runs_names_the_ones_there_are(outputs_root):
+    result = run_runner("report", "experiment", "nothing_here")
+    assert result.returncode == 2 and "no run of experiment 'nothing_here'" in result.stderr
+
+
+def test_viz_names_the_viewer_extra_or_the_run_it_needs(trained):
+    import importlib.util
+
+    env = {"RUNNER_OUTPUTS": str(trained)}
+    wrong = run_runner("viz", "latest:train", env=env)
+    assert wrong.returncode == 2 and "is a train run; give a record or eval run" in wrong.stderr
+    if importlib.util.find_spec("rerun") is not None:
+        pytest.skip("rerun-sdk is installed here: the viewer would open")
+    viewer = run_runner("viz", "latest:record", "--episode", "1", env=env)
+    assert viewer.returncode == 2 and "lerobot[viz]" in viewer.stderr

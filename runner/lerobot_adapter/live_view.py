@@ -1,4 +1,4 @@
-"""A live view of a robot's cameras and joints in Rerun, through LeRobot's own visualization utilities.
+"""Rerun views through LeRobot's own visualization code: a robot's cameras and joints live, or a dataset.
 
 Rerun is optional (LeRobot's ``viz`` extra); ``available()`` says whether it is installed before anything
 tries to import it.
@@ -7,6 +7,7 @@ tries to import it.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 MODE = "rerun"
 
@@ -31,3 +32,12 @@ def stop() -> None:
     from lerobot.utils.visualization_utils import shutdown_visualization
 
     shutdown_visualization(MODE)
+
+
+def show_dataset(root: Path, repo_id: str, episode: int) -> None:
+    """LeRobot's own dataset visualiser (lerobot-dataset-viz) on one episode, in a Rerun viewer."""
+    from lerobot.scripts.lerobot_dataset_viz import visualize_dataset
+
+    from runner.lerobot_adapter.recording import load_dataset
+
+    visualize_dataset(load_dataset(root, repo_id), episode_index=episode)

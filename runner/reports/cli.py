@@ -2,6 +2,7 @@
 
     runner report dataset <record-run>                        what a recording holds
     runner report operators <record-run>... [--policy SWEEP]  how each operator learned (beside the policy)
+    runner report experiment <name>                           its runs: record -> train -> eval, lineage
 
 A utility command (no Hydra). Reports only read the runs they describe.
 """
@@ -24,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     operators = kinds.add_parser("operators", help="each operator's learning curve, fitted, beside the policy's")
     operators.add_argument("runs", nargs="+", metavar="run", help="record runs: ids, prefixes or latest")
     operators.add_argument("--policy", metavar="SWEEP", help="an eval sweep: the policy's success against step")
-    for sub in (dataset, operators):
+    experiment = kinds.add_parser("experiment", help="record, train and eval runs, lineage, what changed")
+    experiment.add_argument("name", help="the experiment (its folder under the outputs root)")
+    for sub in (dataset, operators, experiment):
         sub.add_argument("--outputs", type=Path, help="the outputs root (default: RUNNER_OUTPUTS or outputs/)")
         sub.add_argument("--json", action="store_true", help="print the report's numbers as JSON")
     return parser
@@ -33,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     root = args.outputs or outputs.default_outputs_root()
+    if args.kind == "experiment":
+        return _experiment(root, args, argv)
     runs = []
     try:
         for ref in args.runs:
@@ -66,12 +71,39 @@ def main(argv: list[str]) -> int:
                    "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
         outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
         raise
-    record |= {"status": "succeeded", "ended_at": outputs.now_iso(), "artifacts": numbers["files"],
-               "report": {"kind": args.kind, "of": [run.id for run in runs]}}  # fmt: skip
+    record["report"] = {"kind": args.kind, "of": [run.id for run in runs]}
+    _finish(run_dir, record, numbers, args, f"{args.kind} report of {', '.join(run.id for run in runs)}")
+    return 0
+
+
+def _finish(run_dir: Path, record: dict, numbers: dict, args: argparse.Namespace, headline: str) -> None:
+    record |= {"status": "succeeded", "ended_at": outputs.now_iso(), "artifacts": numbers["files"]}
     outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
     if args.json:
         print(json.dumps({**numbers, "report": record["id"], "dir": str(run_dir)}, indent=2))
     else:
-        print(f"{args.kind} report of {', '.join(run.id for run in runs)}")
+        print(headline)
         print(f"written: {run_dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNG(s)")
+
+
+def _experiment(root: Path, args: argparse.Namespace, argv: list[str]) -> int:
+    runs = [run for run in outputs.list_runs(root) if run.experiment == args.name]
+    if not runs:
+        known = sorted({run.experiment for run in outputs.list_runs(root)})
+        print(f"runner report: no run of experiment '{args.name}' under {root} (experiments there: "
+              f"{', '.join(known) or 'none'}).", file=sys.stderr)  # fmt: skip
+        return 2
+    from runner.reports import experiment
+
+    run_dir, record = provenance.start_utility_run(root / args.name, "report", ["runner", "report", *argv],
+                                                   [run.id for run in runs])  # fmt: skip
+    record["report"] = {"kind": "experiment", "of": args.name}
+    try:
+        numbers = experiment.build(root, args.name, run_dir)
+    except BaseException as error:
+        record |= {"status": "failed", "ended_at": outputs.now_iso(),
+                   "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
+        outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
+        raise
+    _finish(run_dir, record, numbers, args, f"experiment report of {args.name}: {len(numbers['runs'])} runs")
     return 0
