@@ -120,3 +120,72 @@ def test_viz_names_the_viewer_extra_or_the_run_it_needs(trained):
         pytest.skip("rerun-sdk is installed here: the viewer would open")
     viewer = run_runner("viz", "latest:record", "--episode", "1", env=env)
     assert viewer.returncode == 2 and "lerobot[viz]" in viewer.stderr
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's headless chromium: installed here when absent and possible (root with apt), else a skip."""
+    import os
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        install = ["apt-get", "install", "-y", "-qq", "chromium"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, env=env)
+            subprocess.run(install, capture_output=True, env=env)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("no chromium to render the report page: install it (Debian: apt install chromium)")
+    return found
+
+
+def _render(chromium: str, page: Path, tmp_path: Path) -> dict:
+    """Open ``page`` in headless chromium; every <img> waited for, the broken ones listed."""
+    import subprocess
+
+    harness = tmp_path / "harness.html"
+    harness.write_text(
+        f"<!doctype html><html><body><iframe id='page' src='{page.as_uri()}' width='1200' height='3000'></iframe>"
+        "<script>document.getElementById('page').onload = function () {"
+        " const doc = this.contentDocument, images = Array.from(doc.images);"
+        " const check = () => { if (!images.every(i => i.complete)) { setTimeout(check, 50); return; }"
+        "  document.body.setAttribute('data-result', JSON.stringify({title: doc.title, images: images.length,"
+        "   broken: images.filter(i => i.naturalWidth === 0).map(i => i.getAttribute('src'))})); };"
+        " check(); };</script></body></html>"
+    )
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=10000", "--dump-dom", harness.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    found = re.search(r'data-result="([^"]*)"', dom)
+    assert found, f"the page did not finish loading: {dom[-2000:]}"
+    import html
+
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.mark.slow
+def test_the_report_page_renders_in_a_real_browser_with_every_image(trained, chromium, tmp_path):
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+
+    result = run_runner("report", "experiment", "sim_demo", "--json", env={"RUNNER_OUTPUTS": str(trained)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = Path(json.loads(result.stdout)["dir"])
+    rendered = _render(chromium, report / "report.html", tmp_path)
+    assert rendered == {"title": "Experiment sim_demo", "images": 3, "broken": []}
+    artefacts = REPO / "tests" / ".artifacts"
+    artefacts.mkdir(exist_ok=True)
+    shot = artefacts / "experiment_report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400", f"--screenshot={shot}"]
+    subprocess.run([chromium, *flags, (report / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000  # kept as the test's artefact: what a reader sees
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(report, damaged)
+    (damaged / "loss.png").unlink()  # the check can fail: a missing image is named
+    assert _render(chromium, damaged / "report.html", tmp_path)["broken"] == ["loss.png"]

@@ -127,7 +127,7 @@ def build(root: Path, experiment: str, out: Path) -> dict[str, Any]:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
-    if numbers["train"]:
+    if ax.get_lines():
         ax.legend(fontsize=7)
     save(fig, out / "loss.png")
     page.table(["run", "status", "trained on", "checkpoints kept", "final loss"], rows)
@@ -156,7 +156,7 @@ def build(root: Path, experiment: str, out: Path) -> dict[str, Any]:
     ax.set_xlabel("checkpoint step")
     ax.set_ylabel("success rate (95 % CI)")
     ax.set_ylim(-0.05, 1.05)
-    if numbers["sweeps"]:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     save(fig, out / "success.png")
     page.image("success.png", "Success rate against checkpoint step, one line per eval sweep")
