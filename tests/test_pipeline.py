@@ -51,6 +51,14 @@ def test_pipeline_killed_during_training_resumes_without_recording_again(outputs
     assert all(r["pipeline"] == pipeline["id"] for r in [record, *trains, *evals, compare])
     assert "eval runs compared" in result.stdout and "pipeline runs:" in result.stdout
 
+    # The experiment's report links every run of the pipeline, the interrupted train run included.
+    report = run_runner("report", "experiment", "sim_demo", "--json")
+    assert report.returncode == 0, report.stderr[-3000:]
+    numbers = json.loads(report.stdout)
+    every = [pipeline, record, *_records(outputs_root, "train"), *evals, compare]
+    assert set(numbers["runs"]) == {r["id"] for r in every}
+    assert [s["rows"] for s in numbers["sweeps"]] == [2] and numbers["train"][0]["final_loss"] is not None
+
 
 @pytest.mark.slow
 def test_pipeline_dataset_run_skips_recording(outputs_root):

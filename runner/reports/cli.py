@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from runner import outputs, provenance
+from runner.reports.page import Page
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,29 +62,29 @@ def main(argv: list[str]) -> int:
         if args.kind == "dataset":
             from runner.reports import dataset
 
-            numbers = dataset.build(runs[0].path, run_dir)
+            numbers, page = dataset.build(runs[0].path, run_dir)
         else:
             from runner.reports import operators
 
-            numbers = operators.build(root, runs, run_dir, args.policy)
+            numbers, page = operators.build(root, runs, run_dir, args.policy)
     except BaseException as error:
         record |= {"status": "failed", "ended_at": outputs.now_iso(),
                    "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
         outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
         raise
     record["report"] = {"kind": args.kind, "of": [run.id for run in runs]}
-    _finish(run_dir, record, numbers, args, f"{args.kind} report of {', '.join(run.id for run in runs)}")
+    _finish(run_dir, record, numbers, page, args)
     return 0
 
 
-def _finish(run_dir: Path, record: dict, numbers: dict, args: argparse.Namespace, headline: str) -> None:
+def _finish(run_dir: Path, record: dict, numbers: dict, page: Page, args: argparse.Namespace) -> None:
     record |= {"status": "succeeded", "ended_at": outputs.now_iso(), "artifacts": numbers["files"]}
     outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
     if args.json:
         print(json.dumps({**numbers, "report": record["id"], "dir": str(run_dir)}, indent=2))
     else:
-        print(headline)
-        print(f"written: {run_dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNG(s)")
+        page.print()
+        print(f"\nwritten: {run_dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNG(s)")
 
 
 def _experiment(root: Path, args: argparse.Namespace, argv: list[str]) -> int:
@@ -99,11 +100,11 @@ def _experiment(root: Path, args: argparse.Namespace, argv: list[str]) -> int:
                                                    [run.id for run in runs])  # fmt: skip
     record["report"] = {"kind": "experiment", "of": args.name}
     try:
-        numbers = experiment.build(root, args.name, run_dir)
+        numbers, page = experiment.build(root, args.name, run_dir)
     except BaseException as error:
         record |= {"status": "failed", "ended_at": outputs.now_iso(),
                    "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
         outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
         raise
-    _finish(run_dir, record, numbers, args, f"experiment report of {args.name}: {len(numbers['runs'])} runs")
+    _finish(run_dir, record, numbers, page, args)
     return 0

@@ -121,7 +121,7 @@ def _contact_sheet(dataset, episode_of: np.ndarray, cameras: list[str], path: Pa
     return episodes
 
 
-def build(run_dir: Path, out: Path) -> dict[str, Any]:
+def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
     """Analyse the record run at ``run_dir`` and write the report into ``out``; returns the numbers."""
     numbers = analyse(run_dir)
     dataset, episode_of = numbers.pop("_dataset"), numbers.pop("_episode_of")
@@ -189,4 +189,4 @@ def build(run_dir: Path, out: Path) -> dict[str, Any]:
         page.image("contact_sheet.png", f"First, middle and last frames of episodes {', '.join(map(str, shown))}")
     files = page.write(out)
     (out / "report.json").write_text(json.dumps(numbers, indent=2))
-    return {**numbers, "files": [*files, "report.json"]}
+    return {**numbers, "files": [*files, "report.json"]}, page

@@ -88,7 +88,7 @@ def _lineage(runs: list[outputs.RunInfo], path: Path) -> None:
     save(fig, path)
 
 
-def build(root: Path, experiment: str, out: Path) -> dict[str, Any]:
+def build(root: Path, experiment: str, out: Path) -> tuple[dict[str, Any], Page]:
     runs = [r for r in outputs.list_runs(root) if r.experiment == experiment and r.path != out]
     by_stage: dict[str, list[outputs.RunInfo]] = {}
     for run in runs:
@@ -175,4 +175,4 @@ def build(root: Path, experiment: str, out: Path) -> dict[str, Any]:
         page.text("No config value differs between runs of the same stage.")
     files = page.write(out)
     (out / "report.json").write_text(json.dumps(numbers, indent=2))
-    return {**numbers, "files": [*files, "report.json"]}
+    return {**numbers, "files": [*files, "report.json"]}, page

@@ -70,7 +70,7 @@ def _policy_curve(root: Path, sweep: str) -> list[tuple[int, float, float, float
     return sorted(points)
 
 
-def build(root: Path, runs: list[outputs.RunInfo], out: Path, policy_sweep: str | None) -> dict[str, Any]:
+def build(root: Path, runs: list[outputs.RunInfo], out: Path, policy_sweep: str | None) -> tuple[dict[str, Any], Page]:
     """Analyse the record runs and write the report into ``out``; returns the numbers."""
     operators = analyse(runs)
     page = Page(f"Operator learning curves · {', '.join(r.id for r in runs)}")
@@ -136,4 +136,4 @@ def build(root: Path, runs: list[outputs.RunInfo], out: Path, policy_sweep: str 
                "policy": [{"step": s, "success_rate": r} for s, r, _, _ in policy]}  # fmt: skip
     files = page.write(out)
     (out / "report.json").write_text(json.dumps(numbers, indent=2))
-    return {**numbers, "files": [*files, "report.json"]}
+    return {**numbers, "files": [*files, "report.json"]}, page

@@ -97,6 +97,28 @@ class Page:
         out.append("</body></html>")
         return "\n".join(out)
 
+    def print(self) -> None:
+        """The page's headings, text and tables in the terminal, with rich; the plots stay in the files."""
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        console.print(f"[bold]{self.title}[/bold]")
+        for kind, payload in self.parts:
+            if kind == "heading":
+                console.print(f"\n[bold]{payload}[/bold]")
+            elif kind == "text":
+                console.print(payload, highlight=False)
+            elif kind == "table":
+                headers, rows = payload
+                table = Table(*headers)
+                for row in rows:
+                    table.add_row(*(_cell(v) for v in row))
+                console.print(table)
+            else:
+                name, caption = payload
+                console.print(f"[dim]{caption} ({name})[/dim]", highlight=False)
+
     def write(self, folder: Path, stem: str = "report") -> list[str]:
         """report.md and report.html beside the PNGs; returns the files written (relative)."""
         for suffix, content in ((".md", self.markdown()), (".html", self.html())):
