@@ -43,19 +43,14 @@ def _discarded(row: dict[str, str]) -> dict[str, Any]:
 
 def analyse(run_dir: Path) -> dict[str, Any]:
     """Every number of the report, from the run's files and its LeRobot dataset."""
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.recording import read_dataset
 
     record = json.loads((run_dir / "run.json").read_text())
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     attempts = _episodes_csv(run_dir)
     kept = [row for row in attempts if row["kept"] == "True"]
-    dataset = load_dataset(run_dir / "dataset", config["dataset"]["repo_id"])
-    fps = int(dataset.fps)
-    frames = dataset.hf_dataset.with_format("numpy")
-    episode_of = np.asarray(frames["episode_index"])
-    states = np.stack(frames["observation.state"])
-    actions = np.stack(frames["action"])
-    joints = [name.removesuffix(".pos") for name in dataset.features["observation.state"]["names"]]
+    tables = read_dataset(run_dir / "dataset", config["dataset"]["repo_id"])
+    fps, episode_of, states, actions = tables.fps, tables.episode_index, tables.state, tables.action
 
     groups: dict[tuple[str, str], dict[str, int]] = {}
     for row in kept:
@@ -65,7 +60,7 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         group["successes"] += row["success"] == "True"
     limits = record.get("joint_limits") or {}
     coverage = {}
-    for index, joint in enumerate(joints):
+    for index, joint in enumerate(tables.joints):
         low, high = float(states[:, index].min()), float(states[:, index].max())
         limit = limits.get(f"{joint}.pos") or limits.get(joint)
         share = None if not limit else round((high - low) / (limit[1] - limit[0]), 4)
@@ -78,10 +73,10 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         "run": record["id"],
         "experiment": record["experiment"],
         "fps": fps,
-        "episodes": dataset.num_episodes,
-        "frames": len(dataset),
+        "episodes": len(np.unique(episode_of)),
+        "frames": len(episode_of),
         "attempts": len(attempts),
-        "cameras": [k.removeprefix("observation.images.") for k in dataset.meta.camera_keys],
+        "cameras": tables.cameras,
         "by_scenario_operator": [{"scenario": s, "operator": o, **g} for (s, o), g in sorted(groups.items())],
         "durations_s": durations,
         "discarded": [_discarded(r) for r in attempts if r["kept"] != "True"],
@@ -89,13 +84,13 @@ def analyse(run_dir: Path) -> dict[str, Any]:
         "jerk_rms": jerk,
         "achieved_fps": {"mean": round(statistics.fmean(achieved), 2), "min": min(achieved)} if achieved else None,
         "period_p99_ms_worst": max(p99) if p99 else None,
-        "_dataset": dataset,
-        "_episode_of": episode_of,
+        "_tables": tables,
     }
 
 
-def _contact_sheet(dataset, episode_of: np.ndarray, cameras: list[str], path: Path) -> list[int]:
+def _contact_sheet(tables, path: Path) -> list[int]:
     """First, middle and last frame of each camera for a sample of episodes, as one image grid."""
+    episode_of, cameras = tables.episode_index, tables.cameras
     episodes = sorted({int(e) for e in episode_of})
     if len(episodes) > SAMPLE_EPISODES:
         picks = np.linspace(0, len(episodes) - 1, SAMPLE_EPISODES).round().astype(int)
@@ -106,11 +101,9 @@ def _contact_sheet(dataset, episode_of: np.ndarray, cameras: list[str], path: Pa
     for row, episode in enumerate(episodes):
         indices = np.flatnonzero(episode_of == episode)
         moments = {"first": indices[0], "middle": indices[len(indices) // 2], "last": indices[-1]}
-        items = {moment: dataset[int(index)] for moment, index in moments.items()}
         for column, (camera, moment) in enumerate(columns):
             ax = fig.add_subplot(len(episodes), len(columns), row * len(columns) + column + 1)
-            image = items[moment][f"observation.images.{camera}"].numpy().transpose(1, 2, 0)
-            ax.imshow(np.clip(image, 0, 1))
+            ax.imshow(np.clip(tables.image(int(moments[moment]), camera), 0, 1))
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
@@ -124,7 +117,7 @@ def _contact_sheet(dataset, episode_of: np.ndarray, cameras: list[str], path: Pa
 def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
     """Analyse the record run at ``run_dir`` and write the report into ``out``; returns the numbers."""
     numbers = analyse(run_dir)
-    dataset, episode_of = numbers.pop("_dataset"), numbers.pop("_episode_of")
+    tables = numbers.pop("_tables")
     page = Page(f"Dataset report · {numbers['run']}")
     achieved, worst = numbers["achieved_fps"], numbers["period_p99_ms_worst"]
     summary = (
@@ -184,7 +177,7 @@ def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
                "jittery or jumpy demonstrations")  # fmt: skip
     if numbers["cameras"]:
         page.heading("Contact sheet")
-        shown = _contact_sheet(dataset, episode_of, numbers["cameras"], out / "contact_sheet.png")
+        shown = _contact_sheet(tables, out / "contact_sheet.png")
         numbers["contact_sheet_episodes"] = shown
         page.image("contact_sheet.png", f"First, middle and last frames of episodes {', '.join(map(str, shown))}")
     files = page.write(out)
