@@ -16,20 +16,13 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RUNNER = str(REPO / ".venv" / "bin" / "runner")
+from timed_runner import run
+
 ARMS = ["host=emulated", "robot=so101_follower", "teleop=so101_leader"]
-
-
-def runner(args: list[str], env: dict) -> None:
-    result = subprocess.run([RUNNER, *args], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"runner {' '.join(args)} failed:\n{result.stderr[-3000:]}")
 
 
 def lerobot_teleop_rate(folder: Path, seconds: float) -> float:
@@ -80,7 +73,7 @@ def main() -> None:
         os.environ["RUNNER_EMULATED_DIR"] = str(folder)
         env = {**os.environ, "RUNNER_OUTPUTS": str(outputs), "HF_HUB_OFFLINE": "1"}
         with serve(folder):
-            runner(["teleoperate", *ARMS, "cameras=none", "episode.fps=1000", f"duration_s={args.seconds}"], env)
+            run(["teleoperate", *ARMS, "cameras=none", "episode.fps=1000", f"duration_s={args.seconds}"], env)
             [record] = [json.loads(p.read_text()) for p in outputs.rglob("run.json")]
             ours = record["teleoperation"]["rate_hz_mean"]
             theirs = lerobot_teleop_rate(folder, args.seconds)
@@ -89,7 +82,7 @@ def main() -> None:
             print(f"  LeRobot teleop_loop     {theirs:7.1f} Hz   (runner / LeRobot = {ours / theirs:.2f}x)")
 
             started = time.perf_counter()
-            runner(["record", *ARMS, "cameras=wrist_side", "cameras.wrist.fourcc=null", "cameras.side.fourcc=null",
+            run(["record", *ARMS, "cameras=wrist_side", "cameras.wrist.fourcc=null", "cameras.side.fourcc=null",
                     "episode.fps=30", "episode.num_episodes=2", f"episode.episode_time_s={args.record_s}",
                     "episode.reset_time_s=0", "episode.early_stop.keys=false", "episode.early_stop.idle_s=null",
                     "episode.validation=warn"], env)  # fmt: skip

@@ -7,21 +7,10 @@ Usage: .venv/bin/python benchmarks/bench_reports.py [--episodes 50]
 
 import argparse
 import os
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-RUNNER = str(REPO / ".venv" / "bin" / "runner")
-
-
-def run(args: list[str], env: dict) -> float:
-    start = time.perf_counter()
-    result = subprocess.run([RUNNER, *args], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"runner {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+from timed_runner import run
 
 
 def main() -> None:
