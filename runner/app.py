@@ -164,22 +164,9 @@ class StageContext:
         must be closed with ``finish_session`` on every path.
         """
         _, sweep_dir = outputs.create_unique_dir(self.outputs_root / self.experiment, f"{self.stage.name}-sweep")
-        redactor = self.redactor
-        outputs.write_json_atomic(
-            sweep_dir / outputs.SWEEP_FILE,
-            {
-                "id": sweep_dir.name,
-                "stage": self.stage.name,
-                "experiment": self.experiment,
-                "pipeline": os.environ.get(PIPELINE_ENV),
-                "args": [redactor.override(a) for a in self.argv[2:]],
-                "argv": [redactor.override(a) for a in self.argv],
-                "overrides": [redactor.override(o) for o in self.overrides],
-                "started_at": outputs.now_iso(),
-                "ended_at": None,
-                **sweep_fields,
-            },
-        )
+        record = _sweep_record(sweep_dir.name, self.stage.name, self.experiment, self.argv[2:], self.argv,
+                               self.overrides, self.redactor)  # fmt: skip
+        outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record | sweep_fields)
         contexts = []
         for job, (cfg, overrides) in enumerate(jobs):
             ctx = self if job == 0 else dataclasses.replace(self, run=None, _log_handler=None)
@@ -195,10 +182,7 @@ class StageContext:
             if ctx is not self:
                 ctx.finish(status, error)
         if self.sweep is not None:
-            sweep_file = Path(self.sweep["dir"]) / outputs.SWEEP_FILE
-            record = json.loads(sweep_file.read_text())
-            record["ended_at"] = outputs.now_iso()
-            outputs.write_json_atomic(sweep_file, record)
+            _end_sweep(Path(self.sweep["dir"]) / outputs.SWEEP_FILE)
 
     def resume_run(self, previous: outputs.RunInfo) -> Run:
         """Reopen an earlier run of this stage to continue it in its own directory (its config stays)."""
@@ -472,21 +456,10 @@ class SweepCallback(Callback):
         sweep_dir.parent.mkdir(parents=True, exist_ok=True)
         sweep_dir.mkdir()  # exclusive: a sweep id is never reused
         os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
-        outputs.write_json_atomic(
-            self._sweep_file,
-            {
-                "id": sweep_dir.name,
-                "stage": os.environ.get(STAGE_ENV),
-                "experiment": config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT,
-                "pipeline": os.environ.get(PIPELINE_ENV),
-                # What `sweep.resume=` replays: the stage's arguments, sweeps already expanded.
-                "args": [redactor.override(a) for a in sys.argv[1:]],
-                "argv": [redactor.override(a) for a in sys.argv],
-                "overrides": [redactor.override(o) for o in config.hydra.overrides.task],
-                "started_at": outputs.now_iso(),
-                "ended_at": None,
-            },
-        )
+        experiment = config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT
+        record = _sweep_record(sweep_dir.name, os.environ.get(STAGE_ENV), experiment, sys.argv[1:], sys.argv,
+                               config.hydra.overrides.task, redactor)  # fmt: skip
+        outputs.write_json_atomic(self._sweep_file, record)
 
     def on_job_start(self, config: DictConfig, **_: Any) -> None:
         """Hydra saved the sweep's composed config as multirun.yaml, secrets and all: rewrite it redacted."""
@@ -504,9 +477,37 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
         if self._sweep_file is not None:
-            record = json.loads(self._sweep_file.read_text())
-            record["ended_at"] = outputs.now_iso()
-            outputs.write_json_atomic(self._sweep_file, record)
+            _end_sweep(self._sweep_file)
+
+
+def _sweep_record(
+    sweep_id: str,
+    stage: str | None,
+    experiment: str,
+    args: Sequence[str],
+    argv: Sequence[str],
+    overrides: Sequence[str],
+    redactor: Redactor,
+) -> dict[str, Any]:
+    """A new sweep.json: ``args`` are the stage's arguments, ``argv`` the whole command line; secrets redacted."""
+    return {
+        "id": sweep_id,
+        "stage": stage,
+        "experiment": experiment,
+        "pipeline": os.environ.get(PIPELINE_ENV),
+        # What `sweep.resume=` replays: the stage's arguments, sweeps already expanded.
+        "args": [redactor.override(a) for a in args],
+        "argv": [redactor.override(a) for a in argv],
+        "overrides": [redactor.override(o) for o in overrides],
+        "started_at": outputs.now_iso(),
+        "ended_at": None,
+    }
+
+
+def _end_sweep(sweep_file: Path) -> None:
+    record = json.loads(sweep_file.read_text())
+    record["ended_at"] = outputs.now_iso()
+    outputs.write_json_atomic(sweep_file, record)
 
 
 # --- the command line --------------------------------------------------------------------------------
