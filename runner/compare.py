@@ -75,13 +75,17 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
+def flat_config(run: outputs.RunInfo) -> dict[str, Any]:
+    """A run's saved config as dotted keys (``eval.n_episodes``: 10); empty when it has none."""
+    config_file = run.path / ".hydra" / "config.yaml"
+    return _flatten(yaml.safe_load(config_file.read_text())) if config_file.exists() else {}
+
+
 def _row(run: outputs.RunInfo) -> Row | None:
     metrics_file = run.path / "eval" / "metrics.json"
     if run.stage != "eval" or run.status != "succeeded" or not metrics_file.exists():
         return None
-    config_file = run.path / ".hydra" / "config.yaml"
-    config = _flatten(yaml.safe_load(config_file.read_text())) if config_file.exists() else {}
-    return Row(run, json.loads(metrics_file.read_text()), config)
+    return Row(run, json.loads(metrics_file.read_text()), flat_config(run))
 
 
 def collect(root: Path, refs: list[str]) -> tuple[list[Row], list[str]]:
@@ -129,15 +133,21 @@ def analyse(rows: list[Row]) -> Row:
         if row is not best and row.comparable:
             a, b = best.metrics, row.metrics
             row.p_vs_best = fisher_exact(a["successes"], a["n_episodes"], b["successes"], b["n_episodes"])
-    keys = sorted({k for row in rows for k in row.config})
-    for key in keys:
-        if key.startswith(NOISE_KEYS):
-            continue
-        values = [json.dumps(row.config.get(key), sort_keys=True) for row in rows]
-        if len(set(values)) > 1:
-            for row in rows:
-                row.differing[key] = row.config.get(key)
+    for key, values in changed_values([row.config for row in rows]).items():
+        for row, value in zip(rows, values, strict=True):
+            row.differing[key] = value
     return best
+
+
+def changed_values(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The flat config keys whose values differ between configs (bookkeeping keys aside): key -> values."""
+    keys = sorted({k for config in configs for k in config if not k.startswith(NOISE_KEYS)})
+    changed = {}
+    for key in keys:
+        values = [config.get(key) for config in configs]
+        if len({json.dumps(v, sort_keys=True) for v in values}) > 1:
+            changed[key] = values
+    return changed
 
 
 def _markdown(rows: list[Row], columns: list[str]) -> str:

@@ -39,10 +39,15 @@ class ArmReport:
     error: str | None = None
 
 
+def _arm(config: RobotConfig | TeleoperatorConfig):
+    """The LeRobot robot or teleoperator a config describes (not connected)."""
+    make = make_robot_from_config if isinstance(config, RobotConfig) else make_teleoperator_from_config
+    return make(config)
+
+
 def probe_arm(config: RobotConfig | TeleoperatorConfig) -> ArmReport:
     """Ping every motor of the arm and compare its calibration; the port must exist and be accessible."""
-    make = make_robot_from_config if isinstance(config, RobotConfig) else make_teleoperator_from_config
-    device = make(config)
+    device = _arm(config)
     bus = device.bus
     report = ArmReport(port=str(config.port), calibration_file=Path(device.calibration_fpath))
     try:
@@ -101,8 +106,7 @@ def calibrate(config: RobotConfig | TeleoperatorConfig) -> Path:
     An existing calibration for the id is replaced: choosing to calibrate is the answer to LeRobot's
     "use the file or recalibrate" question.
     """
-    make = make_robot_from_config if isinstance(config, RobotConfig) else make_teleoperator_from_config
-    device = make(config)
+    device = _arm(config)
     device.bus.connect()
     try:
         device.calibration = {}

@@ -68,7 +68,6 @@ class RobotEpisode:
     wall_s: float
     stopped: bool  # ended by stop_when (the operator), not by the step cap
     clamped: int = 0  # steps where max_relative_target limited the commanded motion
-    periods: list[float] = field(default_factory=list, repr=False)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
@@ -142,7 +141,7 @@ class RobotSession:
         interpolator = ActionInterpolator(multiplier=1)
         episode = RobotEpisode(steps=0, wall_s=0.0, stopped=False)
         period = 1.0 / fps
-        started = previous = time.perf_counter()
+        started = time.perf_counter()
         with counting_clamps() as clamps:
             while episode.steps < max_steps:
                 tick = time.perf_counter()
@@ -156,9 +155,6 @@ class RobotSession:
                     episode.frames.append(_side_by_side([observation[k] for k in self.cameras]))
                 episode.steps += 1
                 precise_sleep(max(0.0, period - (time.perf_counter() - tick)))
-                now = time.perf_counter()
-                episode.periods.append(now - previous)
-                previous = now
         episode.wall_s = time.perf_counter() - started
         episode.clamped = clamps.count
         return episode

@@ -14,30 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from runner import outputs
-from runner.compare import NOISE_KEYS, _flatten, analyse, collect
+from runner.compare import analyse, changed_values, collect, flat_config
 from runner.reports.page import Page, figure, save
 
 STAGE_ORDER = ["record", "train", "eval", "compare", "pipeline", "report"]
-
-
-def _config(run: outputs.RunInfo) -> dict[str, Any]:
-    path = run.path / ".hydra" / "config.yaml"
-    return _flatten(yaml.safe_load(path.read_text())) if path.exists() else {}
-
-
-def _changed(runs: list[outputs.RunInfo]) -> dict[str, list[Any]]:
-    """Config keys whose values differ between these runs (oldest first), without the bookkeeping keys."""
-    configs = [_config(run) for run in runs]
-    keys = sorted({k for c in configs for k in c if not k.startswith(NOISE_KEYS)})
-    changed = {}
-    for key in keys:
-        values = [c.get(key) for c in configs]
-        if len({json.dumps(v, sort_keys=True) for v in values}) > 1:
-            changed[key] = values
-    return changed
 
 
 def _losses(run: outputs.RunInfo) -> tuple[list[int], list[float]]:
@@ -165,7 +147,7 @@ def build(root: Path, experiment: str, out: Path) -> tuple[dict[str, Any], Page]
     numbers["changed"] = {}
     for stage in ("record", "train", "eval"):
         members = sorted(by_stage.get(stage, []), key=lambda r: r.id)
-        changed = _changed(members) if len(members) > 1 else {}
+        changed = changed_values([flat_config(m) for m in members]) if len(members) > 1 else {}
         numbers["changed"][stage] = changed
         if changed:
             page.text(f"{stage} runs, oldest first:")

@@ -246,6 +246,21 @@ class EpisodeLog:
         outputs.write_csv_atomic(self.path, self.columns, self.rows)
 
 
+def _record_episode(table: EpisodeLog, out: Path, index: int, planned, outcome, fps: int, **extra) -> None:
+    """One finished episode: its row in episodes.csv, and its video when its frames were kept."""
+    from runner.lerobot_adapter import evaluation
+
+    table.add({
+        "episode": index, "seed": outcome.seed, "scenario": planned.scenario, "instruction": planned.instruction,
+        "success": outcome.success, "steps": outcome.steps, "seconds": round(outcome.steps / fps, 3),
+        "sum_reward": round(outcome.sum_reward, 4), "wall_s": round(outcome.wall_s, 3), **extra,
+    })  # fmt: skip
+    if outcome.frames:
+        videos = out / "videos"
+        videos.mkdir(exist_ok=True)
+        evaluation.write_episode_video(videos / f"episode_{index:03d}_seed{outcome.seed}.mp4", outcome.frames, fps)
+
+
 def _checked_inputs(cfg: DictConfig, sources: list[PolicySource]) -> list[str]:
     """Camera and fps differences from the training data: an error, or with eval.camera_check=warn the
     warnings to log. A camera the policy needs and the config lacks is always an error."""
@@ -347,18 +362,10 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     sizes = {role: (camera.width, camera.height) for role, camera in cfg.cameras.items()}
     episodes = {p.seed: (p.instruction, Variation(**p.variation)) for p in plan}
     table = EpisodeLog(out / EPISODES_CSV, EPISODE_COLUMNS)
-    videos = out / "videos"
 
     def on_episode(index: int, outcome) -> None:
         planned = plan[index]
-        table.add({
-            "episode": index, "seed": outcome.seed, "scenario": planned.scenario, "instruction": planned.instruction,
-            "success": outcome.success, "steps": outcome.steps, "seconds": round(outcome.steps / fps, 3),
-            "sum_reward": round(outcome.sum_reward, 4), "wall_s": round(outcome.wall_s, 3),
-        })  # fmt: skip
-        if outcome.frames:
-            videos.mkdir(exist_ok=True)
-            evaluation.write_episode_video(videos / f"episode_{index:03d}_seed{outcome.seed}.mp4", outcome.frames, fps)
+        _record_episode(table, out, index, planned, outcome, fps)
         log.info(
             "episode %d/%d · seed %d · %s · %s in %d steps · reward %.2f",
             index + 1, len(plan), outcome.seed, planned.scenario, "success" if outcome.success else "failure",
@@ -499,20 +506,11 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
                 seed=planned.seed, success=success, steps=episode.steps, sum_reward=float(success),
                 wall_s=episode.wall_s, frames=episode.frames,
             )  # fmt: skip
+            _record_episode(tables[index], outs[index], trial.episode, planned, outcome, fps, trial=trial.number,
+                            ended_by="key" if episode.stopped else "time", redos=trial_redos,
+                            clamped_steps=episode.clamped)  # fmt: skip
+            outcome.frames = []  # written: no need to hold the images for the rest of the session
             outcomes[index].append(outcome)
-            tables[index].add({
-                "episode": trial.episode, "seed": planned.seed, "scenario": planned.scenario,
-                "instruction": planned.instruction, "success": success, "steps": episode.steps,
-                "seconds": round(episode.steps / fps, 3), "sum_reward": float(success),
-                "wall_s": round(episode.wall_s, 3), "trial": trial.number,
-                "ended_by": "key" if episode.stopped else "time", "redos": trial_redos,
-                "clamped_steps": episode.clamped,
-            })  # fmt: skip
-            if episode.frames:
-                videos = outs[index] / "videos"
-                videos.mkdir(exist_ok=True)
-                path = videos / f"episode_{trial.episode:03d}_seed{planned.seed}.mp4"
-                evaluation.write_episode_video(path, episode.frames, fps)
             verdict_text = "success" if success else "failure"
             log.info("trial %d/%d · episode %d · %s · %s after %d steps (%d clamped by max_relative_target)",
                      trial.number, len(order), trial.episode + 1, planned.scenario, verdict_text, episode.steps,
