@@ -102,7 +102,7 @@ def build(root: Path, experiment: str, out: Path) -> tuple[dict[str, Any], Page]
         steps, losses = _losses(run)
         if steps:
             ax.plot(steps, losses, label=run.id.split("-", 3)[-1])
-        kept = [c["step"] for c in run.record.get("checkpoints", [])]
+        kept = [c["step"] for c in run.record.get("checkpoints", []) if not c.get("deleted")]
         parents = ", ".join(run.record.get("parents", []))
         rows.append([run.id, run.status, parents, ", ".join(map(str, kept)), f"{losses[-1]:.4g}" if losses else ""])
         numbers["train"].append({"id": run.id, "checkpoints": kept, "final_loss": losses[-1] if losses else None})
