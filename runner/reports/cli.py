@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from runner import outputs, provenance
 from runner.reports.page import Page
@@ -56,23 +58,33 @@ def main(argv: list[str]) -> int:
         except outputs.RunReferenceError as error:
             print(f"runner report: --policy: {error}", file=sys.stderr)
             return 2
-    run_dir, record = provenance.start_utility_run(root / runs[0].experiment, "report", ["runner", "report", *argv],
-                                                   [run.id for run in runs])  # fmt: skip
+    if args.kind == "dataset":
+        from runner.reports import dataset
+
+        def build(out: Path):
+            return dataset.build(runs[0].path, out)
+    else:
+        from runner.reports import operators
+
+        def build(out: Path):
+            return operators.build(root, runs, out, args.policy)
+
+    return _report(root / runs[0].experiment, [run.id for run in runs], [run.id for run in runs], build, args, argv)
+
+
+def _report(
+    parent: Path, parents: list[str], of: Any, build: Callable, args: argparse.Namespace, argv: list[str]
+) -> int:
+    """Make a report run in ``parent``: ``build(run_dir)`` writes the page; the run ends succeeded or failed."""
+    run_dir, record = provenance.start_utility_run(parent, "report", ["runner", "report", *argv], parents)
+    record["report"] = {"kind": args.kind, "of": of}
     try:
-        if args.kind == "dataset":
-            from runner.reports import dataset
-
-            numbers, page = dataset.build(runs[0].path, run_dir)
-        else:
-            from runner.reports import operators
-
-            numbers, page = operators.build(root, runs, run_dir, args.policy)
+        numbers, page = build(run_dir)
     except BaseException as error:
         record |= {"status": "failed", "ended_at": outputs.now_iso(),
                    "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
         outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
         raise
-    record["report"] = {"kind": args.kind, "of": [run.id for run in runs]}
     _finish(run_dir, record, numbers, page, args)
     return 0
 
@@ -96,15 +108,7 @@ def _experiment(root: Path, args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     from runner.reports import experiment
 
-    run_dir, record = provenance.start_utility_run(root / args.name, "report", ["runner", "report", *argv],
-                                                   [run.id for run in runs])  # fmt: skip
-    record["report"] = {"kind": "experiment", "of": args.name}
-    try:
-        numbers, page = experiment.build(root, args.name, run_dir)
-    except BaseException as error:
-        record |= {"status": "failed", "ended_at": outputs.now_iso(),
-                   "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
-        outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
-        raise
-    _finish(run_dir, record, numbers, page, args)
-    return 0
+    def build(out: Path):
+        return experiment.build(root, args.name, out)
+
+    return _report(root / args.name, [run.id for run in runs], args.name, build, args, argv)
