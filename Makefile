@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 		"$$python" -m venv $(VENV); \
 	fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e '.[dev]'
+	@# torch's CUDA wheels are GBs from PyPI: a dropped connection is retried, first by pip, then whole.
+	@for attempt in 1 2 3; do \
+		$(PY) -m pip install --quiet --resume-retries 20 -c constraints.txt \
+			--config-settings editable_mode=compat -e '.[dev]' && break; \
+		[ $$attempt = 3 ] && exit 1; \
+		echo "pip install failed (attempt $$attempt of 3); retrying in $$((attempt * 30)) s"; \
+		sleep $$((attempt * 30)); \
+	done
 	@touch $(STAMP)
 
 # The whole loop in simulation: record -> train -> eval sweep -> compare, about 5 minutes on 2 CPU cores.
