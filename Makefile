@@ -39,8 +39,8 @@ test-fast: setup
 	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check runner tests benchmarks
-	$(VENV)/bin/ruff format --check runner tests benchmarks
+	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins
+	$(VENV)/bin/ruff format --check runner tests benchmarks hydra_plugins
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -28,13 +28,9 @@ from runner import outputs
 from runner.errors import ConfigError, StageFailed, format_config_error, is_config_error
 from runner.redact import REDACTED, RedactingFormatter, Redactor, secret_values_in
 from runner.stage import Stage
+from runner.sweeps import SWEEP_DIR_ENV, SWEEP_ID_ENV, SWEEP_RESUME_ENV, launcher_identity
 
 CONF_DIR = outputs.repo_root() / "conf"
-SWEEP_ID_ENV = "RUNNER_SWEEP_ID"
-# Set once the sweep directory exists, so that every job (even one sweeping `experiment=`) lands in it.
-SWEEP_DIR_ENV = "RUNNER_SWEEP_DIR"
-# Set by `sweep.resume=`: the jobs of the sweep that already succeeded are skipped.
-SWEEP_RESUME_ENV = "RUNNER_SWEEP_RESUME"
 STAGE_ENV = "RUNNER_STAGE"
 # Set by `runner pipeline` for the stages it starts: their run.json names the pipeline run.
 PIPELINE_ENV = "RUNNER_PIPELINE_RUN"  # read by provenance.run_record
@@ -66,6 +62,11 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("runner_outputs", lambda: str(outputs.default_outputs_root()))
     if not OmegaConf.has_resolver("runner_sweep_dir"):
         OmegaConf.register_new_resolver("runner_sweep_dir", _sweep_dir)
+
+
+# On import, not only from the CLI: a submitit job process unpickles the task (importing this module) and
+# composes its config before any runner code runs.
+register_resolvers()
 
 
 # --- the run handle ----------------------------------------------------------------------------------
@@ -145,6 +146,7 @@ class StageContext:
             [redactor.override(o) for o in self.overrides], list(parents), git, outputs.now_iso(),
         )  # fmt: skip
         record["sweep"] = None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]}
+        record["launcher"] = launcher_identity()
         record["artifacts"] = [".hydra/config.yaml", "run.log"]
         self.run = Run(run_id, run_dir, record, redactor)
         self.run.save()
@@ -368,32 +370,21 @@ def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext
     )
 
 
-def _job_key(overrides: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted(o for o in overrides if not o.startswith("sweep.resume=")))
-
-
-def _succeeded_job_run(ctx: StageContext) -> outputs.RunInfo | None:
-    """In a resumed sweep, the earlier run of this job (same overrides) that succeeded, if any."""
-    if ctx.sweep is None:
-        return None
-    sweep = outputs.SweepInfo({}, ctx.sweep["dir"])
-    key = _job_key(ctx.redactor.override(o) for o in ctx.overrides)
-    for run in sweep.runs():
-        if run.status == "succeeded" and _job_key(run.record.get("overrides", [])) == key:
-            return run
-    return None
-
-
 def parallel_jobs() -> int:
     """How many jobs of this sweep run at once on this machine (1 outside a sweep or with the basic launcher)."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
-    if str(hydra_cfg.mode) != "RunMode.MULTIRUN" or "joblib" not in str(hydra_cfg.launcher.get("_target_", "")):
+    target = str(hydra_cfg.launcher.get("_target_", ""))
+    if str(hydra_cfg.mode) != "RunMode.MULTIRUN":
         return 1
     cpus = os.cpu_count() or 1
-    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or -1)
-    return cpus if n_jobs < 0 else min(n_jobs, cpus)
+    if "joblib" in target:
+        n_jobs = int(hydra_cfg.launcher.get("n_jobs") or -1)
+        return cpus if n_jobs < 0 else min(n_jobs, cpus)
+    if target.endswith("submitit_launcher.LocalLauncher"):
+        return cpus  # submitit starts every job of the sweep at once, each in its own process
+    return 1  # basic launcher: one job at a time; SLURM: each job has its own allocation
 
 
 def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
@@ -411,10 +402,6 @@ def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
         ctx.redactor.add_values(secret_values_in(OmegaConf.to_container(cfg, resolve=True)))
         for key in _scrub_secrets(cfg, ctx.redactor):
             log.warning("`%s` held a secret (a token or key); it was replaced by %s", key, REDACTED)
-        done = _succeeded_job_run(ctx) if os.environ.get(SWEEP_RESUME_ENV) else None
-        if done is not None:
-            log.info("job %d already succeeded as run %s: skipped", ctx.sweep["job"], done.id)
-            return None
         entry = stage.load()
         result = entry(cfg, ctx)
         if ctx.run is None:
@@ -526,7 +513,7 @@ def outputs_root_for(args: list[str]) -> Path:
 
 def _resumed_sweep_args(stage: Stage, args: list[str]) -> list[str]:
     """``sweep.resume=<sweep>``: replay that sweep's arguments in its own directory; only launcher flags may
-    be added. Jobs that already succeeded are skipped (see ``execute_job``)."""
+    be added. Jobs that already succeeded are not launched again (runner's sweeper, hydra_plugins/)."""
     ref = _override_value(args, "sweep.resume")
     if ref in (None, "null"):
         return args
@@ -582,6 +569,17 @@ def compose_without_sweeps(args: list[str]) -> tuple[DictConfig, set[str]] | Non
         GlobalHydra.instance().clear()
 
 
+def _lost_job_message(stage: Stage, error: Exception) -> str:
+    """A submitit job that ended without a result: its process was killed, ran out of memory or of time."""
+    sweep = Path(os.environ.get(SWEEP_DIR_ENV, "?")).name
+    cause = " ".join(str(error).strip().splitlines()[:2]) or type(error).__name__
+    return (
+        f"runner {stage.name}: a job of sweep {sweep} ended without a result ({cause}). Its log is in "
+        f"the sweep's .submitit/ folder; the runs that finished are kept. `runner {stage.name} "
+        f"sweep.resume={sweep}` launches only the jobs that did not succeed."
+    )
+
+
 def run_stage_cli(stage: Stage, args: list[str]) -> int:
     """``runner <stage> [overrides] [-m] [hydra flags]``: compose with Hydra, run, return an exit code."""
     import hydra
@@ -628,6 +626,9 @@ def run_stage_cli(stage: Stage, args: list[str]) -> int:
         print(failure.explain(), file=sys.stderr)
         return 1
     except Exception as error:
+        if not full_error and type(error).__module__.startswith("submitit."):
+            print(_lost_job_message(stage, error), file=sys.stderr)
+            return 1
         if full_error or not is_config_error(error):
             raise
         print(format_config_error(error, f"runner {stage.name}"), file=sys.stderr)

@@ -16,17 +16,28 @@ class ConfigError(ValueError):
         super().__init__(f"`{key}` {problem}")
         self.key, self.problem, self.fix = key, problem, fix
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A submitit job returns its error to the submitting process pickled.
+        return type(self), (self.key, self.problem, self.fix)
+
 
 class StageFailed(RuntimeError):
-    """A stage raised after its run started; the run is marked failed and run.log has the traceback."""
+    """A stage raised after its run started; the run is marked failed and run.log has the traceback.
 
-    def __init__(self, stage: str, run_dir: Path, error: BaseException) -> None:
-        super().__init__(f"{stage} failed: {error}")
-        self.stage, self.run_dir, self.error = stage, run_dir, error
+    Keeps the cause as text: it travels pickled from a submitit job, and any exception may not.
+    """
+
+    def __init__(self, stage: str, run_dir: Path, error: BaseException | str) -> None:
+        cause = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        super().__init__(f"{stage} failed: {cause}")
+        self.stage, self.run_dir, self.cause = stage, Path(run_dir), cause
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.stage, str(self.run_dir), self.cause)
 
     def explain(self) -> str:
         return (
-            f"runner {self.stage}: failed with {type(self.error).__name__}: {self.error}. "
+            f"runner {self.stage}: failed with {self.cause}. "
             f"The run is marked failed; the traceback is in {self.run_dir / 'run.log'}."
         )
 

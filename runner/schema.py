@@ -36,8 +36,20 @@ class CheckMode(StrEnum):
 
 
 class Launcher(StrEnum):
+    """Hydra launchers a pipeline's eval sweep may use (the names of conf/hydra/launcher options)."""
+
     joblib = "joblib"
     basic = "basic"
+    submitit_local = "submitit_local"
+    slurm = "slurm"
+
+
+class MixedPrecision(StrEnum):
+    """accelerate's --mixed_precision."""
+
+    no = "no"
+    fp16 = "fp16"
+    bf16 = "bf16"
 
 
 class CameraType(StrEnum):
@@ -141,13 +153,39 @@ class CameraConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Where ``hydra/launcher=slurm`` submits (sbatch parameters, through Hydra's submitit launcher).
+
+    Kept in the host profile so that an experiment never names a partition or an account.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    # Per job (one job = one run): GPUs on its node, CPUs for its task, memory in GB.
+    gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
+    mem_gb: int | None = None
+    # The wall-time limit of one job (sbatch --time), in minutes.
+    timeout_min: int = 60
+    # At most this many jobs of one sweep (one SLURM array) run at once.
+    array_parallelism: int = 16
+    constraint: str | None = None
+    # Shell lines the job runs before runner (module load, source .venv/bin/activate, ...).
+    setup: list[str] = field(default_factory=list)
+    # Any other sbatch option, by its long name without dashes, e.g. {mail-type: END}.
+    additional_parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class HostConfig:
-    """This machine's devices, kept out of experiments: role -> stable port or camera path."""
+    """This machine's devices, kept out of experiments: role -> stable port or camera path; and its cluster."""
 
     name: str = "none"
     ports: dict[str, str] = field(default_factory=dict)
     cameras: dict[str, str] = field(default_factory=dict)
     calibration_dir: str | None = None
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 # --- task --------------------------------------------------------------------------------------------
@@ -308,6 +346,10 @@ class TrainConfig:
     keep_checkpoints: int | None = None
     keep_steps: list[int] = field(default_factory=list)
     wandb: WandbMode = WandbMode.off
+    # Data-parallel training under `accelerate launch`: one process per GPU (on a machine without GPUs,
+    # that many CPU processes, gloo backend). Checkpoints and metrics come from the main process only.
+    num_processes: int = 1
+    mixed_precision: MixedPrecision = MixedPrecision.no
     # Train on a subset of the recorded episodes: by scenario name, by success label, by dataset index.
     scenarios: list[str] | None = None
     only_successful: bool = False

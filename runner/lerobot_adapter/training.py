@@ -172,19 +172,50 @@ def _hooked(save_steps: list[int], hooks: Hooks, argv: list[str]) -> Iterator[No
         root.setLevel(level)
 
 
-def train(config: TrainPipelineConfig, save_steps: list[int], hooks: Hooks) -> None:
+@dataclass
+class Processes:
+    """Where LeRobot's training runs: in this process, or under ``accelerate launch`` (data-parallel processes
+    and/or mixed precision), each rank logging to ``log_dir/rank<N>.log``."""
+
+    count: int = 1
+    mixed_precision: str = "no"
+    log_dir: Path | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return self.count == 1 and self.mixed_precision == "no"
+
+
+def train(config: TrainPipelineConfig, save_steps: list[int], hooks: Hooks, processes: Processes) -> None:
     """Train from scratch (or from ``policy.pretrained_path``); checkpoints go to ``output_dir/checkpoints``."""
-    with _hooked(save_steps, hooks, [sys.argv[0]]):
-        lerobot_train.train(config)
+    if processes.in_process:
+        with _hooked(save_steps, hooks, [sys.argv[0]]):
+            lerobot_train.train(config)
+        return
+    from runner.lerobot_adapter import accelerated
+
+    accelerated.launch(config, None, save_steps, hooks, processes)
 
 
-def resume(output_dir: Path, steps: int, save_steps: list[int], hooks: Hooks) -> None:
+def resume(output_dir: Path, steps: int, save_steps: list[int], hooks: Hooks, processes: Processes) -> None:
     """Continue from ``output_dir/checkpoints/last`` to ``steps``: same step counter, optimizer and data order."""
     saved = output_dir / CHECKPOINTS / "last" / PRETRAINED / TRAIN_CONFIG
     config = TrainPipelineConfig.from_pretrained(saved)
     config.resume = True
     config.steps = steps
-    with _hooked(save_steps, hooks, [sys.argv[0], f"--config_path={saved}"]):
+    if processes.in_process:
+        with _hooked(save_steps, hooks, [sys.argv[0], f"--config_path={saved}"]):
+            lerobot_train.train(config)
+        return
+    from runner.lerobot_adapter import accelerated
+
+    accelerated.launch(config, saved, save_steps, hooks, processes)
+
+
+def run_hooked(config: TrainPipelineConfig, resume_from: Path | None, save_steps: list[int], hooks: Hooks) -> None:
+    """LeRobot's training with runner's hooks, as one rank of an accelerate launch (see ``accelerated``)."""
+    argv = [sys.argv[0]] if resume_from is None else [sys.argv[0], f"--config_path={resume_from}"]
+    with _hooked(save_steps, hooks, argv):
         lerobot_train.train(config)
 
 

@@ -33,7 +33,9 @@ LINEAGE = "runner_lineage.json"
 RUNNER_CONFIG = "runner_config.yaml"
 IMAGE_POLICIES = ("act", "diffusion", "smolvla")
 # Keys a resumed training may change; everything else is the original run's.
-RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq")
+RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq",
+                  "train.num_processes", "train.mixed_precision")  # fmt: skip
+LOGS_DIR = "logs"
 
 
 def save_schedule(train: DictConfig) -> list[int]:
@@ -55,6 +57,26 @@ def save_schedule(train: DictConfig) -> list[int]:
             f"lower it (e.g. train.save_freq={max(1, steps // 4)}) or raise train.steps",
         )
     return sorted({*range(train.save_freq, steps + 1, train.save_freq), steps})
+
+
+def check_processes(train: DictConfig, device: str) -> None:
+    """``train.num_processes`` / ``mixed_precision`` against this machine, before anything starts."""
+    count, precision = train.num_processes, train.mixed_precision.value
+    if count < 1:
+        raise ConfigError("train.num_processes", f"is {count}", "use 1 (one process) or the number of GPUs")
+    if device == "mps" and count > 1:
+        raise ConfigError("train.num_processes", f"is {count} on Apple's mps device, which has one GPU",
+                          "use train.num_processes=1")  # fmt: skip
+    if device == "cuda":
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if count > gpus:
+            raise ConfigError("train.num_processes", f"is {count}, but this machine has {gpus} GPU(s)",
+                              f"use train.num_processes={gpus} or fewer (one process per GPU)")  # fmt: skip
+    if precision == "fp16" and device != "cuda":
+        raise ConfigError("train.mixed_precision", f"is fp16 on {device}: float16 autocast needs a CUDA GPU",
+                          "use train.mixed_precision=bf16 (CPU and recent GPUs) or no")  # fmt: skip
 
 
 def _dataset_refs(cfg: DictConfig) -> list[str]:
@@ -229,6 +251,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
         device = training.resolve_device(cfg.train.device.value)
     except ValueError as error:
         raise ConfigError("train.device", str(error), "use train.device=auto or cpu") from None
+    check_processes(cfg.train, device)
 
     if previous is None:
         dataset_runs = [ctx.find_run("dataset_run", ref, "record") for ref in _dataset_refs(cfg)]
@@ -277,6 +300,16 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
         run.update(checkpoints=[saved_checkpoints[s] for s in sorted(saved_checkpoints)])
 
     hooks = training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
+    # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
+    processes = training.Processes(cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / LOGS_DIR)
+    if not processes.in_process:
+        if device == "cpu" and processes.count > 1:
+            log.warning("train.num_processes=%d on the CPU: %d gloo processes share this machine's cores "
+                        "(a test of the multi-process path, rarely faster than one process)",
+                        processes.count, processes.count)  # fmt: skip
+        run.add_artifact(LOGS_DIR)
+    run.update(train={"device": device, "save_steps": schedule_steps, "num_processes": processes.count,
+                      "mixed_precision": processes.mixed_precision})  # fmt: skip
     try:
         if previous is None:
             root = dataset_runs[0].path / "dataset"
@@ -292,7 +325,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                 "episodes": episodes,
                 "policy": cfg.policy.type,
             }
-            run.update(lineage=lineage, train={"device": device, "save_steps": schedule_steps})
+            run.update(lineage=lineage)
             run.add_artifact(TRAIN_DIR)
             config = training.pipeline_config(
                 dataset_root=root, repo_id=repo_id, episodes=episodes, policy=policy, output_dir=output_dir,
@@ -303,10 +336,10 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                 ),
                 wandb=cfg.train.wandb.value,
             )  # fmt: skip
-            training.train(config, schedule_steps, hooks)
+            training.train(config, schedule_steps, hooks, processes)
         else:
             log.info("resuming from checkpoint %d to step %d", start_step, cfg.train.steps)
-            training.resume(output_dir, cfg.train.steps, schedule_steps, hooks)
+            training.resume(output_dir, cfg.train.steps, schedule_steps, hooks, processes)
     finally:
         progress.close()
     kept = checkpoints.checkpoints(output_dir)
