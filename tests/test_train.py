@@ -76,6 +76,28 @@ def test_tiny_act_run_saves_loadable_checkpoints_with_lineage(recorded):
 
 
 @pytest.mark.slow
+def test_two_processes_train_data_parallel_under_accelerate(recorded):
+    """No GPU here: accelerate's multi-process launcher runs 2 CPU ranks in a gloo group."""
+    before = set(_train_runs(recorded))
+    result = _train(recorded, "train.steps=4", "train.save_freq=2", "train.log_freq=2", "train.num_processes=2",
+                    *TINY_ACT)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = set(_train_runs(recorded)) - before
+    [record_dir] = [d for d in run_dirs(recorded) if "-record-" in d.name]
+    checkpoints = run_dir / "train" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["000002", "000004", "last"]
+    assert tuple(_load_and_act(checkpoints / "000004", record_dir / "dataset").shape) == (1, 6)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["train"]["num_processes"] == 2 and [c["step"] for c in record["checkpoints"]] == [2, 4]
+    # The main rank alone reports: one metrics row per logged step, not one per rank.
+    metrics = (run_dir / "train" / "metrics.csv").read_text().splitlines()
+    assert [m.split(",")[0] for m in metrics[1:]] == ["2", "4"]
+    assert {p.name for p in (run_dir / "logs").glob("rank*.log")} == {"rank0.log", "rank1.log"}
+    assert "Effective batch size: 2 x 2 = 4" in (run_dir / "logs" / "rank0.log").read_text()  # LeRobot's own line
+    assert "2 process(es)" in (run_dir / "run.log").read_text()
+
+
+@pytest.mark.slow
 def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
     before = set(_train_runs(recorded))
     process = start_runner(
@@ -151,8 +173,21 @@ def _fake_record_run(root: Path, features: dict) -> str:
         (["policy=smolvla"], ["`policy.vlm_path`", "has no value"]),
         (["train.scenarios=[nope]"], ["`train.scenarios`", "unknown scenarios"]),
         (["resume=nope"], ["`resume`", "matches no train run"]),
+        (["train.device=cpu", "train.mixed_precision=fp16"], ["`train.mixed_precision`", "needs a CUDA GPU"]),
+        (["train.num_processes=0"], ["`train.num_processes`", "is 0"]),
     ],
-    ids=["unknown-run", "save-freq", "save-steps", "device", "vlm-folder", "vlm-missing", "scenario", "resume"],
+    ids=[
+        "unknown-run",
+        "save-freq",
+        "save-steps",
+        "device",
+        "vlm-folder",
+        "vlm-missing",
+        "scenario",
+        "resume",
+        "fp16-on-cpu",
+        "no-processes",
+    ],
 )
 def test_bad_train_input_fails_before_training(overrides, words, outputs_root):
     _fake_record_run(outputs_root, {"observation.images.side": {"dtype": "video"}, "action": {"dtype": "float32"}})
