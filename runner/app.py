@@ -287,7 +287,11 @@ def _set_hydra_output_dir(run_dir: Path) -> None:
 
 
 def _check_complete(cfg: DictConfig, sections: Iterable[str]) -> None:
-    """Fail on a ``???`` left or an interpolation that does not resolve, in the sections a stage reads."""
+    """Fail on a ``???`` left or an interpolation that does not resolve in the sections a stage reads, and
+    on a value outside its schema bounds anywhere."""
+    from runner.schema import check_bounds
+
+    check_bounds(cfg)
     for section in sections:
         node = cfg.get(section)
         if not isinstance(node, DictConfig):
@@ -301,6 +305,22 @@ def _check_complete(cfg: DictConfig, sections: Iterable[str]) -> None:
                 f"set it in the experiment YAML or on the command line, e.g. {key}=...",
             )
         OmegaConf.to_container(node, resolve=True)
+
+
+def _check_host_choice(overrides: Iterable[str]) -> None:
+    """``host`` is an optional group (no local.yaml is fine), so Hydra skips a profile that does not exist
+    instead of failing: a misspelt ``host=NAME`` would silently run with no ports or cameras."""
+    for override in overrides:
+        if not override.startswith("host="):
+            continue
+        name = override.split("=", 1)[1]
+        if name not in ("", "null") and not (CONF_DIR / "host" / f"{name}.yaml").exists():
+            known = sorted(p.stem for p in (CONF_DIR / "host").glob("*.yaml"))
+            raise ConfigError(
+                f"host={name}",
+                f"names no host profile (conf/host/{name}.yaml does not exist)",
+                f"pick one of {', '.join(known)}, or create it from conf/host/example.yaml",
+            )
 
 
 def _check_added_keys(cfg: DictConfig, overrides: Iterable[str], groups: Iterable[str]) -> None:
@@ -397,6 +417,7 @@ def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
     try:
         from hydra.core.hydra_config import HydraConfig
 
+        _check_host_choice(ctx.overrides)
         _check_added_keys(cfg, ctx.overrides, HydraConfig.get().runtime.choices.keys())
         _check_complete(cfg, stage.uses)
         ctx.redactor.add_values(secret_values_in(OmegaConf.to_container(cfg, resolve=True)))
@@ -582,8 +603,6 @@ def _lost_job_message(stage: Stage, error: Exception) -> str:
 
 def run_stage_cli(stage: Stage, args: list[str]) -> int:
     """``runner <stage> [overrides] [-m] [hydra flags]``: compose with Hydra, run, return an exit code."""
-    import hydra
-
     from runner.schema import register_schemas
 
     register_schemas()
@@ -592,9 +611,22 @@ def run_stage_cli(stage: Stage, args: list[str]) -> int:
     os.environ[STAGE_ENV] = stage.name
     for name in (SWEEP_DIR_ENV, SWEEP_RESUME_ENV):
         os.environ.pop(name, None)
-    # Hydra prints its own errors unless this is set; we want them, to name the key and the fix.
-    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    # Hydra prints its own errors unless this is set; we want them, to name the key and the fix. Restored
+    # after the run, so that a second call in the same process still formats its errors.
+    given = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return _run_stage(stage, args, full_error=given == "1")
+    finally:
+        if given is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = given
+
+
+def _run_stage(stage: Stage, args: list[str], full_error: bool) -> int:
+    import hydra
+
     try:
         args = _resumed_sweep_args(stage, args)
         if stage.expand is not None and not any(a.startswith("-sc") or a == "--shell-completion" for a in args):

@@ -9,12 +9,19 @@ the stages can hand them to ``draccus.decode`` unchanged; only runner-level keys
 behaviour, schedules) are added here.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
+    """A numeric field with the range its value must lie in (None is always allowed where the type is
+    Optional); checked for every key of the sections a stage reads, before its run starts."""
+    return field(default=default, metadata={"bounds": {">=": ge, ">": gt, "<=": le}})
 
 
 class Device(StrEnum):
@@ -72,7 +79,7 @@ class SimRobotConfig:
 
     type: str = "sim_so101"
     id: str = "sim_so101"
-    max_relative_target: float | None = None
+    max_relative_target: float | None = bounded(None, gt=0)
 
 
 @dataclass
@@ -87,7 +94,7 @@ class SOFollowerConfig:
     role: str = "follower"
     port: str | None = None
     # Degrees of joint motion allowed per control step: LeRobot leaves it unlimited, we do not.
-    max_relative_target: float | None = 10.0
+    max_relative_target: float | None = bounded(10.0, gt=0)
     disable_torque_on_disconnect: bool = True
     use_degrees: bool = True
     calibration_dir: str | None = None
@@ -103,11 +110,11 @@ class ScriptedTeleopConfig:
     type: str = "sim_scripted"
     id: str = "scripted"
     operator: str = "scripted"
-    speed: float = 1.0
-    noise: float = 0.0
-    failure_rate: float = 0.0
+    speed: float = bounded(1.0, gt=0)
+    noise: float = bounded(0.0, ge=0)
+    failure_rate: float = bounded(0.0, ge=0, le=1)
     # Fractional speed-up per recorded episode (0 = a steady operator).
-    learning_rate: float = 0.0
+    learning_rate: float = bounded(0.0, ge=0)
 
 
 @dataclass
@@ -141,9 +148,9 @@ class CameraConfig:
     """
 
     type: CameraType = CameraType.opencv
-    width: int = 640
-    height: int = 480
-    fps: int = 30
+    width: int = bounded(640, ge=1)
+    height: int = bounded(480, ge=1)
+    fps: int = bounded(30, ge=1)
     fourcc: str | None = None
     color_mode: ColorMode = ColorMode.rgb
     rotation: int = 0
@@ -163,13 +170,13 @@ class ClusterConfig:
     account: str | None = None
     qos: str | None = None
     # Per job (one job = one run): GPUs on its node, CPUs for its task, memory in GB.
-    gpus_per_node: int | None = None
-    cpus_per_task: int | None = None
-    mem_gb: int | None = None
+    gpus_per_node: int | None = bounded(None, ge=0)
+    cpus_per_task: int | None = bounded(None, ge=1)
+    mem_gb: int | None = bounded(None, ge=1)
     # The wall-time limit of one job (sbatch --time), in minutes.
-    timeout_min: int = 60
+    timeout_min: int = bounded(60, ge=1)
     # At most this many jobs of one sweep (one SLURM array) run at once.
-    array_parallelism: int = 16
+    array_parallelism: int = bounded(16, ge=1)
     constraint: str | None = None
     # Shell lines the job runs before runner (module load, source .venv/bin/activate, ...).
     setup: list[str] = field(default_factory=list)
@@ -197,15 +204,15 @@ class ScenarioConfig:
 
     name: str = MISSING
     instruction: str = MISSING
-    num_episodes: int = 10
+    num_episodes: int = bounded(10, ge=1)
     # Where the object starts: [x_min, y_min, x_max, y_max] in metres (robot base frame); None = default.
     object_region: list[float] | None = None
     # A fixed target [x, y]; None samples one per episode.
     target_position: list[float] | None = None
-    distractors: int = 0
+    distractors: int = bounded(0, ge=0)
     # Relative light-intensity jitter and camera-position jitter (metres) per episode.
-    lighting_jitter: float = 0.0
-    camera_jitter: float = 0.0
+    lighting_jitter: float = bounded(0.0, ge=0)
+    camera_jitter: float = bounded(0.0, ge=0)
     # Real robot: where the operator sets the scene up before each episode ("ball on mark B, 10 cm left"),
     # used in turn by the scenario's episodes and shown on screen before each evaluation episode.
     start_positions: list[str] = field(default_factory=list)
@@ -227,9 +234,9 @@ class TaskConfig:
 class EarlyStopConfig:
     keys: bool = True
     # End the episode after this long without operator motion (None: never).
-    idle_s: float | None = None
+    idle_s: float | None = bounded(None, gt=0)
     # Operator motion below this many degrees per frame counts as idle.
-    idle_threshold_deg: float = 0.2
+    idle_threshold_deg: float = bounded(0.2, gt=0)
     on_success: bool = True
 
 
@@ -240,23 +247,23 @@ class ValidationMode(StrEnum):
 
 @dataclass
 class EpisodeConfig:
-    fps: int = 30
+    fps: int = bounded(30, ge=1)
     # A cap, not a fixed length: episodes end early by key, idle detection or success.
-    episode_time_s: float = 60.0
-    reset_time_s: float = 10.0
+    episode_time_s: float = bounded(60.0, gt=0)
+    reset_time_s: float = bounded(10.0, ge=0)
     # None: the sum of the task's scenario episode counts.
-    num_episodes: int | None = None
+    num_episodes: int | None = bounded(None, ge=1)
     early_stop: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     realtime: bool = True
     # Simulated start states: episode i of a run uses seed + i.
     seed: int = 0
     # An episode failing a check is discarded, or kept with a warning.
     validation: ValidationMode = ValidationMode.discard
-    min_frames: int = 5
+    min_frames: int = bounded(5, ge=1)
     # A frame may arrive this many periods late before it counts as a timestamp gap.
-    timestamp_tolerance: float = 0.5
+    timestamp_tolerance: float = bounded(0.5, gt=0)
     # Identical consecutive images while the arm moves: more than this many and the camera is frozen.
-    max_frozen_frames: int = 3
+    max_frozen_frames: int = bounded(3, ge=1)
 
 
 # --- dataset -----------------------------------------------------------------------------------------
@@ -278,13 +285,13 @@ class DatasetConfig:
 class ACTPolicyConfig:
     type: str = "act"
     pretrained_path: str | None = None
-    chunk_size: int = 100
-    n_action_steps: int = 100
-    dim_model: int = 512
-    dim_feedforward: int = 3200
-    n_encoder_layers: int = 4
-    n_decoder_layers: int = 1
-    n_vae_encoder_layers: int = 4
+    chunk_size: int = bounded(100, ge=1)
+    n_action_steps: int = bounded(100, ge=1)
+    dim_model: int = bounded(512, ge=1)
+    dim_feedforward: int = bounded(3200, ge=1)
+    n_encoder_layers: int = bounded(4, ge=1)
+    n_decoder_layers: int = bounded(1, ge=1)
+    n_vae_encoder_layers: int = bounded(4, ge=1)
     use_vae: bool = True
     vision_backbone: str = "resnet18"
     # None keeps training offline; a local torchvision weights name or path opts in.
@@ -295,15 +302,15 @@ class ACTPolicyConfig:
 class DiffusionPolicyConfig:
     type: str = "diffusion"
     pretrained_path: str | None = None
-    n_obs_steps: int = 2
-    horizon: int = 16
-    n_action_steps: int = 8
+    n_obs_steps: int = bounded(2, ge=1)
+    horizon: int = bounded(16, ge=1)
+    n_action_steps: int = bounded(8, ge=1)
     # LeRobot requires horizon - n_action_steps - n_obs_steps + 1.
-    drop_n_last_frames: int = 7
+    drop_n_last_frames: int = bounded(7, ge=0)
     down_dims: list[int] = field(default_factory=lambda: [512, 1024, 2048])
     vision_backbone: str = "resnet18"
     pretrained_backbone_weights: str | None = None
-    num_train_timesteps: int = 100
+    num_train_timesteps: int = bounded(100, ge=1)
 
 
 @dataclass
@@ -314,17 +321,17 @@ class SmolVLAPolicyConfig:
     vlm_path: str = MISSING
     # Load the VLM's weights from vlm_path (False: its config only, randomly initialised).
     load_vlm_weights: bool = True
-    chunk_size: int = 50
-    n_action_steps: int = 50
+    chunk_size: int = bounded(50, ge=1)
+    n_action_steps: int = bounded(50, ge=1)
     freeze_vision_encoder: bool = True
     train_expert_only: bool = True
     # Images are resized (with padding) to the VLM's input size.
     resize_imgs_with_padding: list[int] = field(default_factory=lambda: [512, 512])
-    tokenizer_max_length: int = 48
-    max_state_dim: int = 32
-    max_action_dim: int = 32
-    scheduler_warmup_steps: int = 1000
-    scheduler_decay_steps: int = 30000
+    tokenizer_max_length: int = bounded(48, ge=1)
+    max_state_dim: int = bounded(32, ge=1)
+    max_action_dim: int = bounded(32, ge=1)
+    scheduler_warmup_steps: int = bounded(1000, ge=0)
+    scheduler_decay_steps: int = bounded(30000, ge=1)
 
 
 # --- train / eval ------------------------------------------------------------------------------------
@@ -332,23 +339,23 @@ class SmolVLAPolicyConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 10_000
-    save_freq: int = 2_000
+    steps: int = bounded(10_000, ge=1)
+    save_freq: int = bounded(2_000, ge=1)
     # An explicit checkpoint schedule; when set it replaces save_freq.
     save_steps: list[int] | None = None
-    batch_size: int = 8
-    lr: float | None = None
+    batch_size: int = bounded(8, ge=1)
+    lr: float | None = bounded(None, gt=0)
     seed: int = 1000
     device: Device = Device.auto
-    num_workers: int = 2
-    log_freq: int = 100
+    num_workers: int = bounded(2, ge=0)
+    log_freq: int = bounded(100, ge=1)
     # Keep the last K checkpoints plus every step in keep_steps (the eval schedule); None keeps all.
-    keep_checkpoints: int | None = None
+    keep_checkpoints: int | None = bounded(None, ge=1)
     keep_steps: list[int] = field(default_factory=list)
     wandb: WandbMode = WandbMode.off
     # Data-parallel training under `accelerate launch`: one process per GPU (on a machine without GPUs,
     # that many CPU processes, gloo backend). Checkpoints and metrics come from the main process only.
-    num_processes: int = 1
+    num_processes: int = bounded(1, ge=1)
     mixed_precision: MixedPrecision = MixedPrecision.no
     # Train on a subset of the recorded episodes: by scenario name, by success label, by dataset index.
     scenarios: list[str] | None = None
@@ -358,7 +365,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    n_episodes: int = 10
+    n_episodes: int = bounded(10, ge=1)
     # The matched start states (and, through the task's scenarios, instructions): every checkpoint in a
     # comparison sees exactly these. null: 10000, 10001, ... (held out from recording's episode.seed + i).
     seeds: list[int] | None = None
@@ -366,9 +373,9 @@ class EvalConfig:
     # job each; on a real robot they are one blinded session (episodes of all checkpoints interleaved).
     checkpoint: Any = "last"
     # Episodes stepped together in one batched rollout (one vector env, one policy call per step).
-    batch_size: int = 1
+    batch_size: int = bounded(1, ge=1)
     # The first N episodes are saved as videos, camera views side by side.
-    videos: int = 2
+    videos: int = bounded(2, ge=0)
     # Keep every rollout as a LeRobot dataset under eval/rollouts.
     save_rollouts: bool = False
     # Evaluate any LeRobot pretrained policy folder instead of a train run (e.g. a base model).
@@ -429,7 +436,7 @@ class RunnerConfig:
     # The train run an eval run evaluates: an id, a prefix or latest (ignored with eval.policy_path).
     policy_run: str = "latest"
     # teleoperate: stop after this many seconds (null: when you press q or Ctrl-C).
-    duration_s: float | None = None
+    duration_s: float | None = bounded(None, gt=0)
     # teleoperate: a live view of the cameras and joints in Rerun (needs rerun-sdk: LeRobot's viz extra).
     display: bool = False
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -452,3 +459,37 @@ def register_schemas() -> None:
     for group, options in OPTION_SCHEMAS.items():
         for name, node in options.items():
             store.store(group=f"schema/{group}", name=name, node=node)
+
+
+def check_bounds(node: DictConfig | ListConfig, path: str = "") -> None:
+    """Raise a ConfigError for the first value outside its schema field's bounds (see ``bounded``)."""
+    from runner.errors import ConfigError
+
+    if isinstance(node, ListConfig):
+        for index, item in enumerate(node):
+            if isinstance(item, DictConfig | ListConfig):
+                check_bounds(item, f"{path}[{index}]")
+        return
+    schema = OmegaConf.get_type(node)
+    fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
+    for key in node:
+        full = f"{path}.{key}" if path else str(key)
+        if OmegaConf.is_missing(node, key):
+            continue
+        try:
+            value = node[key]
+        except Exception:  # an interpolation in a section this stage does not read (checked where it is read)
+            continue
+        if isinstance(value, DictConfig | ListConfig):
+            check_bounds(value, full)
+            continue
+        bounds = fields[key].metadata.get("bounds") if key in fields else None
+        if bounds is None or value is None or isinstance(value, bool):
+            continue
+        for relation, limit in bounds.items():
+            if limit is None:
+                continue
+            holds = {">=": value >= limit, ">": value > limit, "<=": value <= limit}[relation]
+            if not holds:
+                wanted = " and ".join(f"{r} {v:g}" for r, v in bounds.items() if v is not None)
+                raise ConfigError(full, f"is {value:g}, outside its range ({wanted})", f"use a value {wanted}")

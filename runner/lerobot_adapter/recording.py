@@ -19,6 +19,8 @@ from typing import Any
 import draccus
 import numpy as np
 from lerobot.cameras import CameraConfig
+from lerobot.cameras.opencv import configuration_opencv  # noqa: F401  (registers the opencv camera type)
+from lerobot.cameras.realsense import configuration_realsense  # noqa: F401  (registers intelrealsense)
 from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features
 from lerobot.processor import make_default_processors
 from lerobot.robots import (

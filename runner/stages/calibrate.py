@@ -38,7 +38,8 @@ def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
     for kind, arm, config in arms:
         access = port_access(f"{kind} port", str(config.port))
         if access.status != "ok":
-            raise ConfigError(f"host.ports.{arm.role}", access.detail, access.fix)
+            key = f"{kind}.port" if arm.port else f"host.ports.{arm.role}"  # where the path came from
+            raise ConfigError(key, access.detail, access.fix)
     run = ctx.start_run()
     saved = {}
     for kind, arm, config in arms:

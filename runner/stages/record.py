@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -49,12 +50,9 @@ def record_plan(cfg: DictConfig) -> list[PlannedEpisode]:
 
 
 def _check_config(cfg: DictConfig) -> None:
-    episode = cfg.episode
-    for key, value in (("fps", episode.fps), ("episode_time_s", episode.episode_time_s)):
-        if value <= 0:
-            raise ConfigError(f"episode.{key}", f"is {value}", "give a positive value")
-    if episode.reset_time_s < 0:
-        raise ConfigError("episode.reset_time_s", f"is {episode.reset_time_s}", "give 0 or more seconds")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", cfg.dataset.repo_id):
+        raise ConfigError("dataset.repo_id", f"is '{cfg.dataset.repo_id}', not a LeRobot dataset name",
+                          "give <owner>/<name>, e.g. dataset.repo_id=local/pick_place")  # fmt: skip
     if cfg.teleop.type == "none":
         raise ConfigError("teleop", "is none, but recording needs someone driving the arm", "use teleop=so101_leader")
     if cfg.robot.type == "sim_so101" and not cfg.cameras:

@@ -30,8 +30,6 @@ def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
 
     if cfg.teleop.type == "none":
         raise ConfigError("teleop", "is none: there is no leader to follow", "use teleop=so101_leader")
-    if cfg.episode.fps <= 0:
-        raise ConfigError("episode.fps", f"is {cfg.episode.fps}", "give a positive loop rate")
     if cfg.display and not live_view.available():
         raise ConfigError(
             "display",

@@ -41,15 +41,11 @@ LOGS_DIR = "logs"
 def save_schedule(train: DictConfig) -> list[int]:
     """The checkpoint steps: ``save_steps`` if given, else every ``save_freq``; the last step always."""
     steps = train.steps
-    if steps < 1:
-        raise ConfigError("train.steps", f"is {steps}", "train for at least one step")
     if train.save_steps:
         bad = [s for s in train.save_steps if not 0 < s <= steps]
         if bad:
             raise ConfigError("train.save_steps", f"has steps outside 1..{steps}: {bad}", "keep them <= train.steps")
         return sorted({*train.save_steps, steps})
-    if train.save_freq < 1:
-        raise ConfigError("train.save_freq", f"is {train.save_freq}", "save every N >= 1 steps")
     if train.save_freq > steps:
         raise ConfigError(
             "train.save_freq",
@@ -62,8 +58,6 @@ def save_schedule(train: DictConfig) -> list[int]:
 def check_processes(train: DictConfig, device: str) -> None:
     """``train.num_processes`` / ``mixed_precision`` against this machine, before anything starts."""
     count, precision = train.num_processes, train.mixed_precision.value
-    if count < 1:
-        raise ConfigError("train.num_processes", f"is {count}", "use 1 (one process) or the number of GPUs")
     if device == "mps" and count > 1:
         raise ConfigError("train.num_processes", f"is {count} on Apple's mps device, which has one GPU",
                           "use train.num_processes=1")  # fmt: skip
@@ -82,6 +76,8 @@ def check_processes(train: DictConfig, device: str) -> None:
 def _dataset_refs(cfg: DictConfig) -> list[str]:
     refs = cfg.dataset_run
     if isinstance(refs, ListConfig | list):
+        if not refs:
+            raise ConfigError("dataset_run", "is an empty list", "give a record run: dataset_run=latest or an id")
         return [str(r) for r in refs]
     if refs is None:
         raise ConfigError("dataset_run", "is not set", "give a record run: dataset_run=latest or an id")
@@ -267,7 +263,14 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                 offset += info["total_episodes"]
             rows = renumbered
         episodes = select_episodes(rows, sum(i["total_episodes"] for i in infos), cfg.train)
-        policy = training.policy_config(OmegaConf.to_container(cfg.policy, resolve=True), device)
+        try:
+            policy = training.policy_config(OmegaConf.to_container(cfg.policy, resolve=True), device)
+        except Exception as error:  # LeRobot's own checks of its policy config (draccus, __post_init__)
+            cause = error.__cause__ or error
+            raise ConfigError(
+                "policy", f"is refused by LeRobot's {cfg.policy.type} config: {cause}",
+                "fix the policy.* value it names (`runner train --cfg job` shows them)",
+            ) from None  # fmt: skip
         run = ctx.start_run(parents=ids)
     else:
         run = ctx.resume_run(previous)
