@@ -38,6 +38,10 @@ DEFAULT_EXPERIMENT = "default"
 log = logging.getLogger("runner")
 
 
+class ValidationPassed(Exception):
+    """Raised by ``StageContext.start_run`` in a dry run: the stage checked everything it checks first."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered as an interrupt so that every stage unwinds the same way as on Ctrl-C."""
 
@@ -115,6 +119,8 @@ class StageContext:
     # Knows the job's secrets: env tokens and values under secret-looking keys, found before scrubbing.
     redactor: Redactor = field(default_factory=Redactor)
     run: Run | None = None
+    # Set while a sweep's jobs are checked before launch: starting a run then means validation passed.
+    dry_run: bool = False
     _log_handler: logging.Handler | None = field(default=None, repr=False)
 
     def find_run(self, key: str, ref: str, stage: str) -> outputs.RunInfo:
@@ -128,6 +134,8 @@ class StageContext:
 
     def start_run(self, parents: Sequence[str] = ()) -> Run:
         """Create the run directory and record; call once, after validation, before touching anything."""
+        if self.dry_run:
+            raise ValidationPassed
         if self.run is not None:
             raise RuntimeError("start_run() called twice")
         parent_dir = Path(self.sweep["dir"]) if self.sweep is not None else self.outputs_root / self.experiment
@@ -165,6 +173,8 @@ class StageContext:
         Returns one context per job; the first is this context (finished by ``execute_job``), the others
         must be closed with ``finish_session`` on every path.
         """
+        if self.dry_run:
+            raise ValidationPassed
         _, sweep_dir = outputs.create_unique_dir(self.outputs_root / self.experiment, f"{self.stage.name}-sweep")
         record = _sweep_record(sweep_dir.name, self.stage.name, self.experiment, self.argv[2:], self.argv,
                                self.overrides, self.redactor)  # fmt: skip
@@ -188,6 +198,8 @@ class StageContext:
 
     def resume_run(self, previous: outputs.RunInfo) -> Run:
         """Reopen an earlier run of this stage to continue it in its own directory (its config stays)."""
+        if self.dry_run:
+            raise ValidationPassed
         if self.run is not None:
             raise RuntimeError("the run was already started")
         if previous.stage != self.stage.name:
@@ -407,6 +419,27 @@ def parallel_jobs() -> int:
     return 1  # basic launcher: one job at a time; SLURM: each job has its own allocation
 
 
+def _check_job(stage: Stage, cfg: DictConfig, ctx: StageContext) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    _check_host_choice(ctx.overrides)
+    _check_added_keys(cfg, ctx.overrides, HydraConfig.get().runtime.choices.keys())
+    _check_complete(cfg, stage.uses)
+
+
+def validate_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> None:
+    """Run a job's checks, the stage's own included, up to the point where it would start its run; nothing is
+    created or moved. A sweep calls this for every job before its directory exists (runner's sweeper), so
+    that one bad combination fails the whole sweep up front instead of mid-way."""
+    ctx = _job_context(stage, cfg, argv)
+    ctx.dry_run = True
+    _check_job(stage, cfg, ctx)
+    try:
+        stage.load()(cfg, ctx)
+    except ValidationPassed:
+        return
+
+
 def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
     """The Hydra task function body: validate, run the stage, and close its run record on every path."""
     try:
@@ -415,11 +448,7 @@ def execute_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> Any:
         previous_term = None
     ctx = _job_context(stage, cfg, argv)
     try:
-        from hydra.core.hydra_config import HydraConfig
-
-        _check_host_choice(ctx.overrides)
-        _check_added_keys(cfg, ctx.overrides, HydraConfig.get().runtime.choices.keys())
-        _check_complete(cfg, stage.uses)
+        _check_job(stage, cfg, ctx)
         ctx.redactor.add_values(secret_values_in(OmegaConf.to_container(cfg, resolve=True)))
         for key in _scrub_secrets(cfg, ctx.redactor):
             log.warning("`%s` held a secret (a token or key); it was replaced by %s", key, REDACTED)
@@ -460,14 +489,7 @@ class SweepCallback(Callback):
             )
             record["ended_at"] = None
             outputs.write_json_atomic(self._sweep_file, record)
-            return
-        sweep_dir.parent.mkdir(parents=True, exist_ok=True)
-        sweep_dir.mkdir()  # exclusive: a sweep id is never reused
-        os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
-        experiment = config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT
-        record = _sweep_record(sweep_dir.name, os.environ.get(STAGE_ENV), experiment, sys.argv[1:], sys.argv,
-                               config.hydra.overrides.task, redactor)  # fmt: skip
-        outputs.write_json_atomic(self._sweep_file, record)
+        # A new sweep's directory is made by runner's sweeper, once every job has passed its checks.
 
     def on_job_start(self, config: DictConfig, **_: Any) -> None:
         """Hydra saved the sweep's composed config as multirun.yaml, secrets and all: rewrite it redacted."""
@@ -486,6 +508,18 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
         if self._sweep_file is not None:
             _end_sweep(self._sweep_file)
+
+
+def begin_sweep(config: DictConfig) -> None:
+    """Create a new sweep's directory (exclusively: a sweep id is never reused) and its sweep.json."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir.parent.mkdir(parents=True, exist_ok=True)
+    sweep_dir.mkdir()
+    os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
+    experiment = config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT
+    record = _sweep_record(sweep_dir.name, os.environ.get(STAGE_ENV), experiment, sys.argv[1:], sys.argv,
+                           config.hydra.overrides.task, Redactor())  # fmt: skip
+    outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record)
 
 
 def _sweep_record(
@@ -643,6 +677,8 @@ def _run_stage(stage: Stage, args: list[str], full_error: bool) -> int:
 
     def task(cfg: DictConfig) -> Any:
         return execute_job(stage, cfg, argv)
+
+    task.runner_stage, task.runner_argv = stage, argv  # read by runner's sweeper to check jobs before launch
 
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(task)
     saved_argv = sys.argv

@@ -3,24 +3,11 @@
 import pytest
 from conftest import run_probe
 
-# (overrides, words the error must contain)
+# The full corpus runs in-process (tests/bad_inputs/, test_bad_inputs.py); these few check what only a real
+# process shows: the exit code, one paragraph on stderr and no traceback. The last is the probe's own check.
 CORPUS = [
     (["robot=so101_folower"], ["`robot=so101_folower`", "so101_follower", "Valid choices"]),
-    (["policy=smolvl"], ["`policy=smolvl`", "Did you mean `policy=smolvla`", "act, act_small, diffusion, smolvla"]),
-    (["experiment=playdough"], ["`experiment=playdough`", "experiments/", "sim_demo", "so101_pick_place"]),
     (["episode.fpss=30"], ["`episode.fpss`", "Did you mean `episode.fps`", "Valid keys"]),
-    (["train.stepz=10"], ["`train.stepz`", "train.steps"]),
-    (["robot.port=/dev/ttyACM0"], ["`robot.port`", "SimRobotConfig"]),
-    (["episode.fps=fast"], ["`episode.fps`", "could not be converted to Integer"]),
-    (["episode.realtime=maybe"], ["`episode.realtime`", "not a valid bool"]),
-    (["train.device=tpu"], ["`train.device`", "auto, cpu, cuda, mps"]),
-    (["train.wandb=yes"], ["`train.wandb`", "off, offline, online"]),
-    (["cameras.wrist.width=wide"], ["cameras.wrist.width", "Integer"]),
-    (["+episode.fpz=3"], ["`episode.fpz`", "EpisodeConfig"]),
-    (["+lr=0.1"], ["`lr`", "RunnerConfig"]),
-    (["nonsense"], ["malformed override", "key=value"]),
-    (["episode.fps=(30"], ["malformed override", "episode.fps=(30"]),
-    (["task.instruction=???"], ["`task.instruction`", "has no value"]),
     (["episode.fps=5000"], ["`episode.fps`", "use <= 1000"]),
 ]
 

@@ -153,27 +153,6 @@ def test_camera_differences_refuse_by_default_or_run_logged_with_the_flag(traine
     ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("overrides", "words"),
-    [
-        (["eval.checkpoint=3"], ["eval.checkpoint", "available: 2, 4"]),
-        (["eval.checkpoint=last", "policy_run=nope"], ["policy_run", "matches no train run"]),
-        (["eval.checkpoint=last", "eval.policy_path=/nonexistent"], ["eval.policy_path", "not a LeRobot policy"]),
-        (["eval.checkpoint=last", "eval.seeds=[1,1,2]"], ["eval.seeds", "repeats"]),
-        (["eval.checkpoint=last", "eval.n_episodes=5", "eval.seeds=[1,2]"], ["eval.n_episodes", "lists only 2"]),
-        (["eval.checkpoint=last", "cameras=none"], ["cameras", "'side' camera"]),
-    ],
-)
-def test_bad_eval_input_fails_before_a_run_exists(trained, overrides, words):
-    before = set(run_dirs(trained))
-    result = _eval(trained, *overrides)
-    assert result.returncode == 2, result.stderr[-2000:]
-    for word in words:
-        assert word in result.stderr
-    assert set(run_dirs(trained)) == before
-
-
 def test_compare_names_what_is_missing(outputs_root):
     result = run_runner("compare", "latest-sweep")
     assert result.returncode == 2 and "no sweep" in result.stderr

@@ -101,7 +101,8 @@ def test_keys_over_a_terminal_end_rerecord_and_stop(outputs_root):
     master, slave = pty.openpty()
     process = start_runner(
         "record", "experiment=sim_demo", "episode.realtime=true", "episode.early_stop.on_success=false",
-        "episode.early_stop.idle_s=null", "episode.episode_time_s=60", stdin=slave,
+        "episode.early_stop.idle_s=null", "episode.episode_time_s=60",
+        "episode.validation=warn", stdin=slave,  # keys are the subject: load may not discard an episode
     )  # fmt: skip
     os.close(slave)
     sent = []
@@ -141,30 +142,6 @@ def test_idle_operator_ends_the_episode(outputs_root):
     assert result.returncode == 0, result.stderr[-3000:]
     [row] = _episodes(run_dirs(outputs_root)[0])
     assert row["end_reason"] == "idle" and row["success"] == "True"
-
-
-@pytest.mark.parametrize(
-    "overrides,words",
-    [
-        (["robot=sim_so100"], ["`robot=sim_so100`", "sim_so101"]),
-        (["cameras=wrist_side"], ["`cameras.wrist.type`", "sim cameras"]),
-        (["teleop=so101_leader"], ["`host.ports.leader`", "find-port"]),
-        (["teleop=none"], ["`teleop`", "recording needs someone"]),
-        (["task.scenarios=[{name: a, num_episodes: 1}]"], ["`task.scenarios[0].instruction`", "has no value"]),
-        (["task.scenarios=[{name: a, instruction: '', num_episodes: 1}]"], ["task.scenarios[0].instruction", "empty"]),
-        (["episode.fps=0"], ["`episode.fps`", "positive"]),
-        (["resume=nope"], ["`resume`", "matches no record run"]),
-    ],
-    ids=["robot", "camera", "teleop-port", "no-teleop", "no-instruction", "empty-instruction", "fps", "resume"],
-)
-def test_bad_record_config_fails_before_recording(overrides, words, outputs_root):
-    result = run_runner("record", *FAST, *overrides)
-    assert result.returncode == 2, result.stderr[-2000:]
-    message = [line for line in result.stderr.splitlines() if line.startswith("Config error")]
-    assert len(message) == 1, result.stderr[-2000:]
-    for word in words:
-        assert word in message[0]
-    assert not any(outputs_root.rglob("run.json")) if outputs_root.exists() else True
 
 
 def test_record_is_listed_by_help_and_composes():

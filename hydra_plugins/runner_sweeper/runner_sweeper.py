@@ -1,21 +1,29 @@
-"""Hydra's basic sweeper, plus ``sweep.resume=``: only the jobs that did not succeed are launched again.
+"""Hydra's basic sweeper, plus two things runner needs before any job starts.
 
-Skipping happens here, before the launcher, so that a SLURM or submitit resumption submits only the
-unfinished jobs (a queued job that would merely exit still waits in the queue). Each job keeps its number
+Every job's config is composed and checked (the stage's own checks included, see ``runner.app.validate_job``)
+before the sweep directory is created: one bad combination fails the sweep up front, with nothing written.
+
+With ``sweep.resume=``, only the jobs that did not succeed are launched again. Skipping happens here,
+before the launcher, so that a SLURM or submitit resumption submits only the unfinished jobs (a queued job
+that would merely exit still waits in the queue). Each job keeps its number
 in the sweep: the pending jobs are launched in contiguous blocks with their original indices.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +58,44 @@ class _PendingJobsLauncher:
 
 
 class RunnerSweeper(BasicSweeper):
-    """``hydra/sweeper=runner`` (runner's default): the basic sweeper, resuming a sweep job by job."""
+    """``hydra/sweeper=runner`` (runner's default): the basic sweeper, checking every job before the sweep
+    starts and resuming a sweep job by job."""
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from runner.app import begin_sweep
+        from runner.sweeps import SWEEP_RESUME_ENV
+
+        self._check_every_job(arguments)
+        if not os.environ.get(SWEEP_RESUME_ENV):
+            begin_sweep(self.config)
+        return super().sweep(arguments)
+
+    def _check_every_job(self, arguments: list[str]) -> None:
+        from runner.app import validate_job
+
+        stage = getattr(self.task_function, "runner_stage", None)
+        if stage is None:  # not a runner stage's task
+            return
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
+        hydra_config = HydraConfig.instance().cfg
+        try:
+            for number, job in enumerate(jobs):
+                config = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+                with open_dict(config.hydra.job):
+                    config.hydra.job.num = number
+                HydraConfig.instance().set_config(config)
+                task_config = copy.deepcopy(config)
+                with read_write(task_config), open_dict(task_config):
+                    del task_config["hydra"]
+                validate_job(stage, task_config, self.task_function.runner_argv)
+        finally:
+            HydraConfig.instance().cfg = hydra_config
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.task_function = task_function
         from runner.sweeps import SWEEP_RESUME_ENV
 
         if os.environ.get(SWEEP_RESUME_ENV):

@@ -126,6 +126,8 @@ def expand_checkpoints(args: list[str]) -> list[str]:
         wanted = [str(step) for step in steps]
     elif not all(w.replace(" ", "").isalnum() for w in wanted):
         return args  # a sweep function (range(...)): Hydra expands it, each job checks its step
+    if len(set(wanted)) != len(wanted):
+        raise ConfigError("eval.checkpoint", f"is {','.join(wanted)}", "list each checkpoint once")
     unknown = [w for w in wanted if w != "last" and not (w.isdigit() and int(w) in steps)]
     if unknown:
         raise ConfigError(
@@ -261,6 +263,26 @@ def _record_episode(table: EpisodeLog, out: Path, index: int, planned, outcome, 
         evaluation.write_episode_video(videos / f"episode_{index:03d}_seed{outcome.seed}.mp4", outcome.frames, fps)
 
 
+def _check_policy_type(ctx: StageContext, sources: list[PolicySource]) -> None:
+    """eval loads the policy from its checkpoint; a ``policy=`` asking for another type is a mistake to name,
+    not an override to ignore."""
+    from runner.lerobot_adapter.evaluation import policy_type_and_inputs
+
+    asked = [o.split("=", 1)[1] for o in ctx.overrides if o.startswith("policy=")]
+    if not asked:
+        return
+    for source in sources:
+        found, _ = policy_type_and_inputs(source.folder)
+        if not asked[-1].startswith(found):
+            where = (f"checkpoint {source.checkpoint_step} of train run {source.policy_run}" if source.policy_run
+                     else str(source.folder))  # fmt: skip
+            raise ConfigError(
+                f"policy={asked[-1]}",
+                f"asks for a {asked[-1]} policy, but {where} is a {found} policy",
+                "drop policy=...: eval takes the policy type from the checkpoint",
+            )
+
+
 def _checked_inputs(cfg: DictConfig, sources: list[PolicySource]) -> list[str]:
     """Camera and fps differences from the training data: an error, or with eval.camera_check=warn the
     warnings to log. A camera the policy needs and the config lacks is always an error."""
@@ -346,6 +368,7 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     seeds = eval_seeds(cfg)
     plan = plan_episodes(cfg.task, seeds, count_key="eval.n_episodes")
     [source] = _policy_sources(cfg, ctx)
+    _check_policy_type(ctx, [source])
     warnings = _checked_inputs(cfg, [source])
     from runner.lerobot_adapter import evaluation
     from runner.sim.env import PickPlaceEnv
@@ -426,6 +449,7 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     seeds = eval_seeds(cfg)
     plan = plan_episodes(cfg.task, seeds, count_key="eval.n_episodes")
     sources = _policy_sources(cfg, ctx)
+    _check_policy_type(ctx, sources)
     warnings = _checked_inputs(cfg, sources)
     from runner.lerobot_adapter import evaluation, recording
     from runner.lerobot_adapter.robot_rollout import RobotSession

@@ -1,0 +1,129 @@
+"""The bad-input corpus (tests/bad_inputs/): every case is refused before anything is written, naming the key.
+
+Cases run in-process through `runner.cli.main` (the same code path as the console script, a second apart
+instead of a fresh interpreter each), plus property-based fuzzing of overrides with hypothesis.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+CORPUS_DIR = REPO / "tests" / "bad_inputs"
+
+
+def _load_cases() -> list[dict]:
+    cases = []
+    for path in sorted(CORPUS_DIR.glob("*.yaml")):
+        for index, case in enumerate(yaml.safe_load(path.read_text())):
+            cases.append(case | {"id": f"{path.stem}-{index}-{' '.join([case['stage'], *case['args']])[:60]}"})
+    return cases
+
+
+CASES = _load_cases()
+
+
+def _fake_record_run(root: Path) -> None:
+    """A record run as train reads it: dataset metadata with one camera, nothing else."""
+    run_id = "20261124-000000-000-record-fake"
+    meta = root / "default" / run_id / "dataset" / "meta"
+    meta.mkdir(parents=True)
+    features = {"observation.images.side": {"dtype": "video"}, "action": {"dtype": "float32"}}
+    (meta / "info.json").write_text(json.dumps({"fps": 10, "total_episodes": 1, "features": features}))
+    (meta.parent.parent / "run.json").write_text(json.dumps({"id": run_id, "stage": "record", "status": "succeeded"}))
+
+
+def _snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")} if root.exists() else set()
+
+
+@pytest.fixture
+def clean_environment():
+    """runner.cli.main sets RUNNER_* variables for its child processes: keep them out of later tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _refused(stage: str, args: list[str], root: Path, capsys) -> str:
+    from runner.cli import main
+
+    os.environ["RUNNER_OUTPUTS"] = str(root)
+    before = _snapshot(root)
+    code = main([stage, *args])
+    stderr = capsys.readouterr().err
+    assert code == 2, f"runner {stage} {' '.join(args)} exited {code}:\n{stderr[-3000:]}"
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert _snapshot(root) == before, "nothing may be written"
+    return stderr
+
+
+def _check(case: dict, root: Path, capsys) -> None:
+    stderr = _refused(case["stage"], case["args"], root, capsys)
+    paragraph = next((line for line in stderr.splitlines() if line.startswith("Config error")), stderr)
+    for word in case["words"]:
+        assert word in paragraph, f"{word!r} missing from: {paragraph}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.get("needs") != "trained"], ids=lambda c: c["id"])
+def test_bad_input_is_refused_before_anything_is_written(case, tmp_path, capsys, clean_environment):
+    root = tmp_path / "outputs"
+    if case.get("needs") == "dataset":
+        _fake_record_run(root)
+    _check(case, root, capsys)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+@pytest.mark.parametrize("case", [c for c in CASES if c.get("needs") == "trained"], ids=lambda c: c["id"])
+def test_bad_input_against_real_runs_is_refused_before_anything_is_written(case, trained, capsys, clean_environment):
+    _check(case, trained, capsys)
+
+
+def test_the_corpus_covers_every_stage_and_group():
+    stages = {case["stage"] for case in CASES}
+    assert stages >= {"record", "train", "eval", "teleoperate", "calibrate", "pipeline", "compare", "report"}
+    keys = {word.strip("`").split("=")[0].split(".")[0] for case in CASES for word in case["words"][:1]}
+    assert keys >= {"robot", "teleop", "cameras", "host", "task", "episode", "dataset", "policy", "train", "eval",
+                    "pipeline", "resume", "policy_run", "dataset_run", "sweep", "duration_s"}  # fmt: skip
+    assert len(CASES) >= 60
+
+
+# --- fuzzing ------------------------------------------------------------------------------------------
+
+SCALAR_KEYS = ["episode.fps", "episode.episode_time_s", "episode.num_episodes", "episode.min_frames",
+               "episode.realtime", "episode.validation", "cameras.side.width", "teleop.speed",
+               "teleop.failure_rate", "train.steps", "train.batch_size", "train.device", "eval.n_episodes",
+               "eval.videos", "policy.chunk_size", "dataset.repo_id", "task.instruction", "duration_s"]  # fmt: skip
+VALUES = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["true", "maybe", "null", "''", "[]", "[1,2]", "{a: 1}", "???", "${nope}", "fast", "-0"]),
+    st.text(alphabet="abcxyz_ .-/", min_size=1, max_size=8),
+)
+KEYS = st.one_of(st.sampled_from(SCALAR_KEYS), st.sampled_from(SCALAR_KEYS).map(lambda k: k + "x"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=KEYS, value=VALUES)
+def test_fuzzed_overrides_compose_or_fail_naming_the_key(key, value, tmp_path, capsys, clean_environment):
+    """Any override either composes into a config the schema accepts, or fails as a config error that names
+    the key (never a traceback). `--cfg job` composes and validates without running the stage."""
+    from runner.cli import main
+
+    os.environ["RUNNER_OUTPUTS"] = str(tmp_path / "outputs")
+    code = main(["record", f"{key}={value}", "--cfg", "job"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err, captured.err[-3000:]
+    if code == 0:
+        return
+    assert code == 2, captured.err[-3000:]
+    paragraph = next(line for line in captured.err.splitlines() if line.startswith("Config error"))
+    assert key.split(".")[0] in paragraph or "malformed override" in paragraph, paragraph
+    assert not (tmp_path / "outputs").exists()
