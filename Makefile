@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.runner-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test test-fast lint bench clean-venv
+.PHONY: setup demo test test-fast matrix lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -33,10 +33,14 @@ demo: setup
 
 # One pytest worker per core (pytest-xdist); tests sharing an expensive fixture stay in one worker.
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix"
 
 test-fast: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix"
+
+# The kill matrix (RELIABILITY.md): RUNNER_MATRIX_POINTS kill points per stage (default 3).
+matrix: setup
+	$(PY) -m pytest -q -s -m matrix tests/test_kill_matrix.py
 
 lint: setup
 	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins

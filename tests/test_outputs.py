@@ -65,13 +65,27 @@ def test_a_run_writes_its_record_config_and_log(outputs_root):
     assert not list(run_dir.glob(".run.json.*")), "no temp file left behind"
 
 
-def test_eight_runs_started_together_get_eight_dirs(outputs_root):
-    processes = [start_probe("episode.reset_time_s=0.2") for _ in range(8)]
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
+def test_sixteen_runs_and_two_sweeps_started_together_stay_apart(outputs_root):
+    """16 runs started in the same second, and two sweeps writing into the same experiment at once."""
+    runs = [start_probe("episode.reset_time_s=0.2") for _ in range(16)]
+    sweeps = [start_probe("-m", "episode.reset_time_s=0.2", f"task.instruction={s}1,{s}2,{s}3") for s in "ab"]
+    for process in runs + sweeps:
+        _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
     dirs = run_dirs(outputs_root)
-    assert len(dirs) == 8 and len({d.name for d in dirs}) == 8
+    assert len(dirs) == 22 and len({d.name for d in dirs}) == 22
+    records = [_record(d) for d in dirs]
+    assert all(r["status"] == "succeeded" and r["ended_at"] for r in records)
+    by_sweep: dict[str, list] = {}
+    for record in records:
+        if record["sweep"]:
+            by_sweep.setdefault(record["sweep"]["id"], []).append(record)
+    assert len(by_sweep) == 2
+    for sweep_id, members in by_sweep.items():
+        assert sorted(r["sweep"]["job"] for r in members) == [0, 1, 2]
+        instructions = {(d / "probe.txt").read_text() for d in dirs if d.parent.name == sweep_id}
+        assert len({i[0] for i in instructions}) == 1, "a sweep holds only its own jobs"
+        assert json.loads((outputs_root / "default" / sweep_id / "sweep.json").read_text())["ended_at"]
     listed = json.loads(run_runner("runs", "--json").stdout)
     assert {r["id"] for r in listed} == {d.name for d in dirs}
     assert all(r["status"] == "succeeded" for r in listed)

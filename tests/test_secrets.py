@@ -1,7 +1,7 @@
 """No secret ever lands in a file a run writes."""
 
 import pytest
-from conftest import run_dirs, run_probe
+from conftest import SUITE_SECRETS, run_dirs, run_probe, run_runner
 
 from runner.redact import REDACTED, Redactor, is_secret_name
 
@@ -32,6 +32,33 @@ def test_tokens_in_env_and_config_never_reach_the_run_dir(outputs_root):
             assert secret not in text, f"{secret[:6]}... leaked into {path}"
     assert REDACTED in (run_dir / ".hydra" / "config.yaml").read_text()
     assert REDACTED in (run_dir / "run.json").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("trained")
+def test_no_stage_writes_a_secret_anywhere(trained):
+    """The suite's record and train runs (made with tokens in the environment), plus an eval sweep with a
+    token in a config value and under a secret-named key, its comparison and the reports: every byte of
+    every file, datasets, videos and checkpoints included, is free of every secret."""
+    env = {"RUNNER_OUTPUTS": str(trained)}
+    evaluated = run_runner(
+        "eval", "experiment=sim_demo", "eval.checkpoint=all", "eval.n_episodes=1", "episode.episode_time_s=1",
+        "eval.save_rollouts=true", f"task.instruction=pick it up {SUITE_SECRETS['HF_TOKEN']}",
+        f"+host.ports.hub_token={PORT_KEY}", env=env, timeout=900,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    for command in (["compare", "latest-sweep"], ["report", "dataset", "latest:record"],
+                    ["report", "experiment", "sim_demo"]):  # fmt: skip
+        result = run_runner(*command, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    secrets = [PORT_KEY, *SUITE_SECRETS.values()]
+    files = [p for p in trained.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".mp4" for p in files) and any(p.suffix == ".safetensors" for p in files)
+    assert any(p.suffix == ".parquet" for p in files) and any(p.name == "comparison.md" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, f"{secret[:6]}... leaked into {path}"
 
 
 def test_tokens_never_reach_a_sweep_record(outputs_root):
