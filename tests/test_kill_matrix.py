@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_ACT, run_dirs, run_runner, start_runner
+from conftest import TINY_ACT, run_dirs, run_runner, start_runner, wait_for_log
 
 pytestmark = pytest.mark.matrix
 
@@ -33,8 +33,10 @@ def _trials(stage: str) -> list[tuple[int, signal.Signals, float]]:
 
 
 def _kill_at(args: list[str], env: dict, fraction: float, signum: signal.Signals, full_s: float) -> int:
-    """Start the stage, wait `fraction` of the time a full run takes, send `signum`; the exit code."""
+    """Start the stage, wait until its run exists, then `fraction` of a full run's duration, send `signum`;
+    the exit code. (Before the run exists nothing is written: that case is the bad-input corpus's.)"""
     process = start_runner(*args, env=env)
+    wait_for_log(process, " run ", " -> ")
     time.sleep(fraction * full_s)
     process.send_signal(signum)
     process.communicate(timeout=300)
@@ -53,13 +55,20 @@ def _check_record_and_settle(run) -> None:
     json.loads((run.path / "run.json").read_text())  # whole, valid JSON
 
 
+def _full_run_seconds(args: list[str], root: Path) -> float:
+    """How long the stage's run lasts, from its creation to its end, when nothing interrupts it: the scale
+    of the kill points."""
+    process = start_runner(*args, env={"RUNNER_OUTPUTS": str(root)})
+    wait_for_log(process, " run ", " -> ")
+    start = time.monotonic()
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-3000:]
+    return time.monotonic() - start
+
+
 @pytest.fixture(scope="module")
 def record_full_s(tmp_path_factory) -> float:
-    root = tmp_path_factory.mktemp("full") / "outputs"
-    start = time.monotonic()
-    result = run_runner(*RECORD, env={"RUNNER_OUTPUTS": str(root)}, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return time.monotonic() - start
+    return _full_run_seconds(RECORD, tmp_path_factory.mktemp("full") / "outputs")
 
 
 @pytest.mark.parametrize("trial", _trials("record"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
@@ -97,17 +106,13 @@ def test_record_killed_keeps_its_episodes_and_resumes_to_its_target(trial, tmp_p
 @pytest.fixture(scope="module")
 def recorded_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("matrix-train") / "outputs"
-    result = run_runner(*RECORD[:3], "episode.num_episodes=2", env={"RUNNER_OUTPUTS": str(root)}, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _full_run_seconds([*RECORD[:3], "episode.num_episodes=2"], root)
     return root
 
 
 @pytest.fixture(scope="module")
-def train_full_s(recorded_root, tmp_path_factory) -> float:
-    start = time.monotonic()
-    result = run_runner(*TRAIN, env={"RUNNER_OUTPUTS": str(recorded_root)}, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return time.monotonic() - start
+def train_full_s(recorded_root) -> float:
+    return _full_run_seconds(TRAIN, recorded_root)
 
 
 @pytest.mark.parametrize("trial", _trials("train"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
