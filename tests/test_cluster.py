@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_dirs, run_probe, run_runner, start_probe
 
-EVAL = ["experiment=sim_demo", "eval.n_episodes=2", "episode.episode_time_s=1", "eval.videos=0"]
+EVAL = ["experiment=sim_demo", "eval.n_episodes=1", "episode.episode_time_s=1", "eval.videos=0"]
 
 
 def _sweep_runs(root: Path) -> list[dict]:
