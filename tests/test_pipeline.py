@@ -8,9 +8,9 @@ from conftest import run_dirs, run_runner, start_runner, wait_for_log
 
 TINY = [
     "experiment=sim_demo", "cameras=sim_side_small", "episode.num_episodes=2", "episode.episode_time_s=1.5",
-    "train.steps=60", "train.save_freq=30", "train.batch_size=2", "train.num_workers=0", "train.log_freq=5",
+    "train.steps=20", "train.save_freq=10", "train.batch_size=2", "train.num_workers=0", "train.log_freq=5",
     "policy.dim_model=32", "policy.dim_feedforward=64", "policy.n_encoder_layers=1",
-    "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5", "eval.n_episodes=2",
+    "policy.n_vae_encoder_layers=1", "policy.chunk_size=5", "policy.n_action_steps=5", "eval.n_episodes=1",
     "eval.videos=0", "pipeline.launcher=basic",
 ]  # fmt: skip
 
@@ -22,7 +22,7 @@ def _records(root, stage):
 @pytest.mark.slow
 def test_pipeline_killed_during_training_resumes_without_recording_again(outputs_root):
     process = start_runner("pipeline", *TINY)
-    wait_for_log(process, "step 5/60")  # training has started
+    wait_for_log(process, "step 5/20")  # training has started
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=120)
     assert process.returncode == 143
@@ -39,7 +39,7 @@ def test_pipeline_killed_during_training_resumes_without_recording_again(outputs
     assert len(trains) == 1 and trains[0]["parents"] == [record["id"]]
     evals = _records(outputs_root, "eval")
     assert len(evals) == 2 and all(e["parents"] == [trains[0]["id"]] for e in evals)
-    assert {e["metrics"]["checkpoint_step"] for e in evals} == {30, 60}
+    assert {e["metrics"]["checkpoint_step"] for e in evals} == {10, 20}
     [compare] = _records(outputs_root, "compare")
     assert sorted(compare["parents"]) == sorted(e["id"] for e in evals)
     [pipeline] = _records(outputs_root, "pipeline")
