@@ -5,8 +5,8 @@ before the sweep directory is created: one bad combination fails the sweep up fr
 
 With ``sweep.resume=``, only the jobs that did not succeed are launched again. Skipping happens here,
 before the launcher, so that a SLURM or submitit resumption submits only the unfinished jobs (a queued job
-that would merely exit still waits in the queue). Each job keeps its number
-in the sweep: the pending jobs are launched in contiguous blocks with their original indices.
+that would merely exit still waits in the queue). Each job keeps its number in the sweep: the pending jobs
+are launched in contiguous blocks with their original indices.
 """
 
 from __future__ import annotations

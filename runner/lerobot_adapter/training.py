@@ -188,13 +188,7 @@ class Processes:
 
 def train(config: TrainPipelineConfig, save_steps: list[int], hooks: Hooks, processes: Processes) -> None:
     """Train from scratch (or from ``policy.pretrained_path``); checkpoints go to ``output_dir/checkpoints``."""
-    if processes.in_process:
-        with _hooked(save_steps, hooks, [sys.argv[0]]):
-            lerobot_train.train(config)
-        return
-    from runner.lerobot_adapter import accelerated
-
-    accelerated.launch(config, None, save_steps, hooks, processes)
+    _run(config, None, save_steps, hooks, processes)
 
 
 def resume(output_dir: Path, steps: int, save_steps: list[int], hooks: Hooks, processes: Processes) -> None:
@@ -203,17 +197,22 @@ def resume(output_dir: Path, steps: int, save_steps: list[int], hooks: Hooks, pr
     config = TrainPipelineConfig.from_pretrained(saved)
     config.resume = True
     config.steps = steps
+    _run(config, saved, save_steps, hooks, processes)
+
+
+def _run(
+    config: TrainPipelineConfig, resume_from: Path | None, save_steps: list[int], hooks: Hooks, processes: Processes
+) -> None:
     if processes.in_process:
-        with _hooked(save_steps, hooks, [sys.argv[0], f"--config_path={saved}"]):
-            lerobot_train.train(config)
+        run_hooked(config, resume_from, save_steps, hooks)
         return
     from runner.lerobot_adapter import accelerated
 
-    accelerated.launch(config, saved, save_steps, hooks, processes)
+    accelerated.launch(config, resume_from, save_steps, hooks, processes)
 
 
 def run_hooked(config: TrainPipelineConfig, resume_from: Path | None, save_steps: list[int], hooks: Hooks) -> None:
-    """LeRobot's training with runner's hooks, as one rank of an accelerate launch (see ``accelerated``)."""
+    """LeRobot's training with runner's hooks, in this process (also each rank of an accelerate launch)."""
     argv = [sys.argv[0]] if resume_from is None else [sys.argv[0], f"--config_path={resume_from}"]
     with _hooked(save_steps, hooks, argv):
         lerobot_train.train(config)
