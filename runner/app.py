@@ -24,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from runner import outputs
+from runner import disk, outputs
 from runner.errors import ConfigError, StageFailed, format_config_error, is_config_error
 from runner.redact import REDACTED, RedactingFormatter, Redactor, secret_values_in
 from runner.stage import Stage
@@ -71,6 +71,19 @@ def register_resolvers() -> None:
 # On import, not only from the CLI: a submitit job process unpickles the task (importing this module) and
 # composes its config before any runner code runs.
 register_resolvers()
+
+
+class _RunLogHandler(logging.FileHandler):
+    """run.log. A line that cannot be written (a full disk) is reported once on the console, not as one
+    traceback per log line."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"runner: could not write {self.baseFilename} ({sys.exc_info()[1]}); "
+                  "the log goes on on the console only", file=sys.stderr)  # fmt: skip
 
 
 # --- the run handle ----------------------------------------------------------------------------------
@@ -196,8 +209,12 @@ class StageContext:
         if self.sweep is not None:
             _end_sweep(Path(self.sweep["dir"]) / outputs.SWEEP_FILE)
 
-    def resume_run(self, previous: outputs.RunInfo) -> Run:
-        """Reopen an earlier run of this stage to continue it in its own directory (its config stays)."""
+    def resume_run(self, previous: outputs.RunInfo, cfg: DictConfig | None = None) -> Run:
+        """Reopen an earlier run of this stage to continue it in its own directory.
+
+        ``cfg`` is the config it continues with (``resumed_config``): saved as the run's config, so that the
+        next resumption keeps a target this one raised. Each resumption's overrides are in run.json.
+        """
         if self.dry_run:
             raise ValidationPassed
         if self.run is not None:
@@ -225,6 +242,10 @@ class StageContext:
         record |= {"status": "running", "ended_at": None, "error": None, "process": provenance.process_identity()}
         self.run = Run(previous.id, previous.path, record, self.redactor)
         self.run.save()
+        if cfg is not None:
+            data = OmegaConf.to_container(cfg, resolve=True) | {"resume": None}
+            text = OmegaConf.to_yaml(OmegaConf.create(self.redactor.data(data)))
+            outputs.write_text_atomic(previous.path / ".hydra" / "config.yaml", text)
         self._attach_log(previous.path / "run.log", self.redactor)
         _set_hydra_output_dir(previous.path)
         log.info("%s run %s resumed (was %s) in %s", self.stage.name, previous.id, previous.status, previous.path)
@@ -245,7 +266,7 @@ class StageContext:
             (hydra_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
 
     def _attach_log(self, path: Path, redactor: Redactor) -> None:
-        handler = logging.FileHandler(path)
+        handler = _RunLogHandler(path)
         handler.setFormatter(RedactingFormatter(redactor, "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
         self._log_handler = handler
@@ -256,10 +277,18 @@ class StageContext:
         if error is not None:
             self.run.record["error"] = {"type": type(error).__name__, "message": str(error)}
             if status == "failed":
-                log.error("%s failed:\n%s", self.stage.name, "".join(traceback.format_exception(error)))
+                # The traceback is for run.log; the console gets the one-paragraph explanation at exit.
+                trace = "".join(traceback.format_exception(error))
+                record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s failed:\n%s",
+                                        (self.stage.name, trace), None)  # fmt: skip
+                (self._log_handler or logging.getLogger()).handle(record)
             else:
                 log.warning("%s interrupted: %s", self.stage.name, error or type(error).__name__)
-        self.run.update(status=status, ended_at=outputs.now_iso())
+        try:
+            self.run.update(status=status, ended_at=outputs.now_iso())
+        except OSError as unwritable:  # a full disk: the old run.json stays whole, and reads as stale
+            log.error("could not write %s (%s): `runner runs` will show the run as stale",
+                      self.run.dir / outputs.RUN_FILE, unwritable)  # fmt: skip
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
             self._log_handler.close()
@@ -425,6 +454,7 @@ def _check_job(stage: Stage, cfg: DictConfig, ctx: StageContext) -> None:
     _check_host_choice(ctx.overrides)
     _check_added_keys(cfg, ctx.overrides, HydraConfig.get().runtime.choices.keys())
     _check_complete(cfg, stage.uses)
+    disk.require_writable(ctx.outputs_root)
 
 
 def validate_job(stage: Stage, cfg: DictConfig, argv: list[str]) -> None:
@@ -675,8 +705,18 @@ def _run_stage(stage: Stage, args: list[str], full_error: bool) -> int:
         args = ["-m", *(a for a in args if a not in ("-m", "--multirun"))]
     argv = ["runner", stage.name, *args]
 
+    failures: list[StageFailed] = []
+
     def task(cfg: DictConfig) -> Any:
-        return execute_job(stage, cfg, argv)
+        from hydra.core.hydra_config import HydraConfig
+
+        try:
+            return execute_job(stage, cfg, argv)
+        except StageFailed as failure:
+            if str(HydraConfig.get().mode) == "RunMode.MULTIRUN":
+                raise  # the launcher names the failing job and stops the sweep
+            failures.append(failure)  # reported below as one paragraph, not through Hydra's error path
+            return None
 
     task.runner_stage, task.runner_argv = stage, argv  # read by runner's sweeper to check jobs before launch
 
@@ -703,4 +743,9 @@ def _run_stage(stage: Stage, args: list[str], full_error: bool) -> int:
         return 2
     finally:
         sys.argv = saved_argv
+    if failures:
+        if full_error:
+            raise failures[0]
+        print(failures[0].explain(), file=sys.stderr)
+        return 1
     return 0

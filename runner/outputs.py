@@ -86,6 +86,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _replace_atomically(path, write)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    _replace_atomically(path, lambda f: f.write(text))
+
+
 def write_csv_atomic(path: Path, fieldnames: list[str], rows: list[dict]) -> None:
     def write(f: TextIO) -> None:
         writer = csv.DictWriter(f, fieldnames=fieldnames)

@@ -124,3 +124,8 @@ class FrameLog:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+    def repeated(self) -> dict[str, int]:
+        """Per camera, the frames identical to the one before while the arm moved: a camera delivering fewer
+        frames than asked repeats some; a frozen one repeats them all."""
+        return {role: sum(row[f"{role}.frozen"] for row in self.rows) for role in self._cameras}

@@ -1,5 +1,6 @@
 """Real-arm glue against an emulated SO-101 servo bus: a pty speaking Feetech's protocol to LeRobot's bus."""
 
+import csv
 import hashlib
 import json
 import os
@@ -239,7 +240,8 @@ def test_an_arm_unplugged_mid_episode_loses_only_that_episode(tmp_path, outputs_
                 follower.unplug()
         assert process.wait(timeout=120) == 1
     stderr = "".join(log)
-    assert "the follower arm (so101_follower) stopped answering" in stderr and "during episode 2/3" in stderr
+    assert "the follower arm (so101_follower) stopped answering: no motor answers" in stderr
+    assert "during episode 2/3" in stderr
     assert "That episode was discarded; the 1 kept before it are saved" in stderr and "resume=" in stderr
     [run] = run_dirs(outputs_root)
     assert json.loads((run / "run.json").read_text())["status"] == "failed"
@@ -420,3 +422,89 @@ def test_a_live_view_without_rerun_installed_is_refused_with_the_extra_to_instal
     result = run_runner("teleoperate", "display=true", "duration_s=1")
     assert result.returncode == 2 and "`display`" in result.stderr and "lerobot[viz]" in result.stderr
     assert not run_dirs(outputs_root)
+
+
+# --- faults in the middle of an episode ---------------------------------------------------------------
+
+
+def _faulty_recording(tmp_path, *overrides):
+    """`runner record` on the emulated host (two arms on their buses, the leader moving as if held), with a
+    640x480 side camera whose faults file is ``tmp_path/side.fault``."""
+    from conftest import start_runner
+
+    camera = f"host.cameras.side='emulated:pattern?faults={tmp_path / 'side.fault'}'"
+    return start_runner("record", "host=emulated", "robot=so101_follower", "teleop=so101_leader", "cameras=side_only",
+                        camera, "cameras.side.fps=10", "episode.fps=10", "episode.episode_time_s=1.5",
+                        "episode.reset_time_s=0", "episode.early_stop.keys=false", "episode.early_stop.idle_s=null",
+                        "episode.num_episodes=3", *overrides, env={"RUNNER_EMULATED_DIR": str(tmp_path)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fault", "after_s", "message"),
+    [
+        (
+            "unplug",
+            0.2,
+            "the side camera (opencv) stopped answering (EmulatedCamera(pattern) read thread is not running",
+        ),
+        ("unplug", 1.2, "the side camera (opencv) stopped answering"),
+        ("hang", 0.2, "the side camera (opencv) stopped answering (EmulatedCamera(pattern) latest frame is too old"),
+        ("servo", 0.2, "the follower arm (so101_follower) stopped answering: motor 3 (elbow_flex) does not answer"),
+        ("servo", 1.2, "motor 3 (elbow_flex) does not answer"),
+    ],
+    ids=lambda value: str(value)[:12],
+)
+def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_root, fault, after_s, message):
+    from runner.emulate import serve
+    from runner.lerobot_adapter.recording import load_dataset
+
+    with serve(tmp_path) as buses:
+        process = _faulty_recording(tmp_path)
+        log = []
+        for line in process.stderr:
+            log.append(line)
+            if "episode 2/3" in line and "started" in line:
+                time.sleep(after_s)
+                if fault == "servo":
+                    buses["follower"].mute(3)
+                else:
+                    (tmp_path / "side.fault").write_text(fault)
+        assert process.wait(timeout=120) == 1
+        assert all(servo.memory[40] == 0 for i, servo in buses["follower"].servos.items() if i != 3)  # torque off
+    stderr = "".join(log)
+    assert message in stderr and "during episode 2/3" in stderr and "Traceback" not in stderr
+    assert "That episode was discarded; the 1 kept before it are saved" in stderr and "resume=" in stderr
+    [run] = run_dirs(outputs_root)
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    rows = (run / "episodes.csv").read_text().splitlines()[1:]
+    assert ",device_lost," in rows[-1] and len(rows) == 2
+    dataset = load_dataset(run / "dataset", "local/runner")
+    assert dataset.num_episodes == 1 and len(dataset) == 15
+    assert dataset[14]["observation.images.side"].shape == (3, 480, 640)  # the kept episode decodes to its end
+
+
+def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_path, outputs_root):
+    from runner.emulate import serve
+    from runner.lerobot_adapter.recording import load_dataset
+
+    fault = tmp_path / "side.fault"
+    with serve(tmp_path):
+        process = _faulty_recording(tmp_path)
+        log, attempts = [], 0
+        for line in process.stderr:
+            log.append(line)
+            if "started" in line:
+                attempts += 1
+                fault.write_text({1: "freeze", 2: "drop"}.get(attempts, ""))
+        assert process.wait(timeout=120) == 0, "".join(log)[-3000:]
+    stderr = "".join(log)
+    assert "discarded (side.frozen: camera_not_frozen" in stderr
+    assert "the side camera repeated" in stderr and "check it with `runner doctor`" in stderr
+    [run] = run_dirs(outputs_root)
+    with open(run / "episodes.csv") as f:
+        rows = list(csv.DictReader(f))
+    frozen, dropping, clean = rows[0], rows[1], rows[2]
+    assert frozen["kept"] == "False" and "camera_not_frozen" in frozen["validation"]
+    assert dropping["kept"] == "True" and int(dropping["repeated_frames"].removeprefix("side=")) >= 5
+    assert clean["kept"] == "True" and clean["repeated_frames"] == "side=0"
+    assert load_dataset(run / "dataset", "local/runner").num_episodes == 3

@@ -148,3 +148,91 @@ def test_train_killed_keeps_only_whole_checkpoints_and_resumes_to_its_target(tri
     assert max(checkpoints(output)) == 8
     print(f"MATRIX train {signum.name} at {fraction:.2f}: status {run.status}, checkpoints {sorted(saved)} "
           f"loaded, resumed to 8")  # fmt: skip
+
+
+def _settled(root: Path, env: dict, timeout: float = 180) -> dict[str, str]:
+    """Wait until no run is still running (a stage a killed parent had started stops on its own), then every
+    run's status; every run.json must be whole JSON."""
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = {r["id"]: r["status"] for r in json.loads(run_runner("runs", "--json", env=env).stdout)}
+        if "running" not in statuses.values() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    for run_dir in run_dirs(root):
+        json.loads((run_dir / "run.json").read_text())
+    assert "running" not in statuses.values(), statuses
+    assert set(statuses.values()) <= {"succeeded", "failed", "interrupted", "stale"}, statuses
+    return statuses
+
+
+EVAL_SWEEP = ["eval", "-m", "experiment=sim_demo", "eval.checkpoint=2,4", "eval.n_episodes=2", "eval.seeds=null",
+              "eval.videos=0", "hydra/launcher=basic"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("matrix-eval") / "outputs"
+    _full_run_seconds([*RECORD[:3], "episode.num_episodes=2"], root)
+    _full_run_seconds(TRAIN, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def eval_sweep_full_s(trained_root) -> float:
+    return _full_run_seconds(EVAL_SWEEP, trained_root)
+
+
+@pytest.mark.parametrize("trial", _trials("eval-sweep"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
+def test_eval_sweep_killed_keeps_whole_job_results_and_resumes_only_the_rest(trial, trained_root, eval_sweep_full_s):
+    from runner import outputs
+
+    _, signum, fraction = trial
+    env = {"RUNNER_OUTPUTS": str(trained_root)}
+    before = {s.id for s in outputs.list_sweeps(trained_root)}
+    code = _kill_at(EVAL_SWEEP, env, fraction, signum, eval_sweep_full_s)
+    _settled(trained_root, env)
+    [sweep] = [s for s in outputs.list_sweeps(trained_root) if s.id not in before]
+    finished = [r for r in sweep.runs() if r.status == "succeeded"]
+    for run in finished:  # a job's results are whole: its metrics and every episode row
+        metrics = json.loads((run.path / "eval" / "metrics.json").read_text())
+        assert metrics["n_episodes"] == 2 and len((run.path / "eval" / "episodes.csv").read_text().splitlines()) == 3
+    resumed = run_runner("eval", f"sweep.resume={sweep.id}", env=env, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = [r for r in outputs.resolve_sweep(trained_root, sweep.id).runs() if r.status == "succeeded"]
+    assert sorted(r.record["metrics"]["checkpoint_step"] for r in done) == [2, 4]
+    compared = run_runner("compare", sweep.id, "--json", env=env)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    assert len(json.loads(compared.stdout)["rows"]) == 2
+    print(f"MATRIX eval-sweep {signum.name} at {fraction:.2f}: exit {code}, {len(finished)} of 2 jobs kept, "
+          f"resumed {2 - len(finished)}, compared 2")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pipeline_full_s(tmp_path_factory) -> float:
+    from test_pipeline import TINY
+
+    return _full_run_seconds(["pipeline", *TINY], tmp_path_factory.mktemp("matrix-pipeline-full") / "outputs")
+
+
+@pytest.mark.parametrize("trial", _trials("pipeline"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
+def test_pipeline_killed_resumes_to_a_comparison_without_redoing_finished_stages(trial, tmp_path, pipeline_full_s):
+    from test_pipeline import TINY
+
+    _, signum, fraction = trial
+    root = tmp_path / "outputs"
+    env = {"RUNNER_OUTPUTS": str(root)}
+    code = _kill_at(["pipeline", *TINY], env, fraction, signum, pipeline_full_s)
+    statuses = _settled(root, env)
+    [pipeline] = [r for r in run_dirs(root) if "-pipeline-" in r.name]
+    resumed = run_runner("pipeline", f"resume={pipeline.name}", env=env, timeout=1800)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = {d.name: json.loads((d / "run.json").read_text()) for d in run_dirs(root)}
+    assert records[pipeline.name]["status"] == "succeeded"
+    for stage in ("record", "train", "compare"):  # each stage ran to success once; a killed one was resumed
+        succeeded = [r for r in records.values() if r["stage"] == stage and r["status"] == "succeeded"]
+        assert len(succeeded) == 1, (stage, [(r["id"], r["status"]) for r in records.values()])
+    recorded = [r for r in records.values() if r["stage"] == "record"]
+    assert len(recorded) == 1  # a recording is never started twice
+    print(f"MATRIX pipeline {signum.name} at {fraction:.2f}: exit {code}, children then "
+          f"{sorted(s for i, s in statuses.items() if i != pipeline.name)}, resumed to a comparison")  # fmt: skip

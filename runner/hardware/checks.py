@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner import disk
 from runner.doctor import FAIL, OK, WARN, Check
 from runner.errors import ConfigError
 
@@ -132,17 +133,13 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
 
 # Bytes per pixel of what a recording writes, deliberately on the high side: frames staged as PNG while an
 # episode is recorded (about half of raw RGB), and the encoded videos (well under 1 bit per pixel; 1 assumed).
-PNG_BYTES_PER_PIXEL = 1.5
-VIDEO_BYTES_PER_PIXEL = 1 / 8
 DISK_MARGIN = 2.0
 
 
 def recording_disk_check(cfg: DictConfig, free_bytes: int) -> Check:
     """Enough free disk for the recording this config plans: staged frames of one episode plus every video."""
-    pixels = sum(camera.width * camera.height for camera in cfg.cameras.values())
-    frames_per_episode = cfg.episode.fps * cfg.episode.episode_time_s
     episodes = cfg.episode.num_episodes or sum(s.num_episodes for s in cfg.task.scenarios) or 1
-    need = pixels * frames_per_episode * (PNG_BYTES_PER_PIXEL + episodes * VIDEO_BYTES_PER_PIXEL)
+    need = disk.recording_bytes(cfg, episodes)
     plan = (f"{episodes} episodes x {cfg.episode.episode_time_s:g} s at {cfg.episode.fps} fps, "
             f"{len(cfg.cameras)} camera(s): about {need / 1e9:.2f} GB")  # fmt: skip
     if free_bytes < need * DISK_MARGIN:

@@ -9,17 +9,44 @@ from pathlib import Path
 
 CHECKPOINTS = "checkpoints"
 PRETRAINED = "pretrained_model"
+# runner writes it into a checkpoint once LeRobot has saved all of it (weights, then training state): a
+# checkpoint folder without it is a save that never finished.
+LINEAGE = "runner_lineage.json"
 
 
 def checkpoints(output_dir: Path) -> dict[int, Path]:
-    """Complete checkpoints by step (a folder without its training state is a save that never finished)."""
+    """Complete checkpoints by step."""
     found = {}
     for path in (output_dir / CHECKPOINTS).glob("[0-9]*"):
-        if (path / PRETRAINED / "model.safetensors").exists() and (path / "training_state").is_dir():
+        if (path / PRETRAINED / "model.safetensors").exists() and (path / PRETRAINED / LINEAGE).exists():
             found[int(path.name)] = path
     return dict(sorted(found.items()))
+
+
+def incomplete(output_dir: Path) -> list[Path]:
+    """Checkpoint folders whose save never finished (a kill, a full disk)."""
+    complete = set(checkpoints(output_dir).values())
+    return sorted(p for p in (output_dir / CHECKPOINTS).glob("[0-9]*") if p.is_dir() and p not in complete)
 
 
 def last_step(output_dir: Path) -> int | None:
     link = output_dir / CHECKPOINTS / "last"
     return int(link.resolve().name) if link.exists() else None
+
+
+def drop_incomplete(output_dir: Path) -> list[int]:
+    """Delete the checkpoint folders whose save never finished and point ``last`` at the newest complete one
+    (or remove it when there is none); returns the steps deleted."""
+    import shutil
+
+    dropped = []
+    for folder in incomplete(output_dir):
+        shutil.rmtree(folder)
+        dropped.append(int(folder.name))
+    link = output_dir / CHECKPOINTS / "last"
+    complete = checkpoints(output_dir)
+    if link.is_symlink() and (not link.exists() or int(link.resolve().name) not in complete):
+        link.unlink()
+        if complete:
+            link.symlink_to(complete[max(complete)].name)
+    return dropped

@@ -4,6 +4,11 @@ It stands in for a USB camera where none is attached (tests, ``runner emulate``)
 path (LeRobot's SO follower reading ``read_latest()`` from each camera) runs unchanged. LeRobot's OpenCV
 camera cannot do this with a file: it reads a file as fast as it decodes and runs out of frames in a blink.
 Frames are chosen by wall-clock time at the configured fps and loop forever.
+
+The faults real cameras have can be switched on while it runs, by writing one word into its ``faults`` file:
+``unplug`` (the device is gone), ``hang`` (no new frame arrives: LeRobot's stale-frame timeout), ``freeze``
+(frames keep coming but the image is stuck) and ``drop`` (only every third frame is new, as behind a busy
+USB hub). Each fails as LeRobot's OpenCV camera fails in that situation.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from lerobot.utils.errors import DeviceAlreadyConnectedError, DeviceNotConnected
 
 PATTERN = "pattern"
 PATTERN_SECONDS = 2
+FAULTS = ("unplug", "hang", "freeze", "drop")
+# With the drop fault, one new frame in this many.
+DROP_EVERY = 3
 
 
 @CameraConfig.register_subclass("runner_emulated")
@@ -30,6 +38,8 @@ class EmulatedCameraConfig(CameraConfig):
     color_mode: ColorMode = ColorMode.RGB
     # New frames per second actually delivered, when lower than fps (a camera behind a busy USB hub).
     delivered_fps: int | None = None
+    # A file naming the fault to play now (one of FAULTS; empty or missing: none), for fault injection.
+    faults: str | None = None
 
     def __post_init__(self) -> None:
         if None in (self.fps, self.width, self.height):
@@ -78,6 +88,7 @@ class EmulatedCamera(Camera):
         self.config = config
         self._frames: list[np.ndarray] | None = None
         self._started = 0.0
+        self._stuck: tuple[float, np.ndarray] | None = None  # since when, and which frame, it hangs or freezes
 
     def __str__(self) -> str:
         return f"EmulatedCamera({self.config.source})"
@@ -113,8 +124,39 @@ class EmulatedCamera(Camera):
         frame = self._frames[index % len(self._frames)]
         return frame[..., ::-1].copy() if self.config.color_mode == ColorMode.BGR else frame.copy()
 
+    def _fault(self) -> str | None:
+        if self.config.faults is None:
+            return None
+        try:
+            fault = Path(self.config.faults).read_text().strip() or None
+        except FileNotFoundError:
+            fault = None
+        if fault not in (None, *FAULTS):
+            raise ValueError(f"{self}: unknown fault '{fault}' in {self.config.faults} (one of {', '.join(FAULTS)})")
+        if fault not in ("hang", "freeze"):
+            self._stuck = None
+        return fault
+
+    def _current(self, max_age_ms: float | None) -> np.ndarray:
+        now = time.perf_counter()
+        fault = self._fault()
+        if fault == "unplug":  # what LeRobot's OpenCV camera says once its device is gone
+            raise RuntimeError(f"{self} read thread is not running.")
+        if fault in ("hang", "freeze"):
+            if self._stuck is None:
+                self._stuck = (now, self._frame(self._index(now)))
+            since, frame = self._stuck
+            age_ms = (now - since) * 1e3
+            if fault == "hang" and max_age_ms is not None and age_ms > max_age_ms:
+                raise TimeoutError(f"{self} latest frame is too old: {age_ms:.1f} ms (max allowed: {max_age_ms} ms).")
+            return frame.copy()
+        index = self._index(now)
+        if fault == "drop":
+            index -= index % DROP_EVERY
+        return self._frame(index)
+
     def read(self) -> np.ndarray:
-        return self._frame(self._index(time.perf_counter()))
+        return self._current(None)
 
     def async_read(self, timeout_ms: float = 200) -> np.ndarray:
         """The next frame: waits for the next frame time, as a camera delivering at its rate would."""
@@ -127,7 +169,7 @@ class EmulatedCamera(Camera):
         return self._frame(index)
 
     def read_latest(self, max_age_ms: int = 500) -> np.ndarray:
-        return self.read()
+        return self._current(max_age_ms)
 
     def disconnect(self) -> None:
         if not self.is_connected:

@@ -4,13 +4,16 @@ Runner configs become LeRobot's config dataclasses (``draccus.decode``), so LeRo
 frames go through LeRobot's default processors and ``build_dataset_frame`` exactly as in ``lerobot-record``;
 episodes are written by ``LeRobotDataset``. What runner adds is crash safety: every kept episode is
 finalized (parquet footers and metadata on disk) and the dataset reopened, so a SIGKILL loses at most the
-episode being recorded.
+episode being recorded; and each save is a transaction (``SavedState``), so a save that fails half-way (a
+full disk, a kill) is rolled back to the episodes kept before it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ import numpy as np
 from lerobot.cameras import CameraConfig
 from lerobot.cameras.opencv import configuration_opencv  # noqa: F401  (registers the opencv camera type)
 from lerobot.cameras.realsense import configuration_realsense  # noqa: F401  (registers intelrealsense)
-from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features
+from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features, image_writer
 from lerobot.processor import make_default_processors
 from lerobot.robots import (
     RobotConfig,
@@ -45,6 +48,7 @@ from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (
 
 log = logging.getLogger("runner.hardware")
 STAGED_IMAGES = "images"
+META = "meta"
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
 
 
@@ -112,9 +116,12 @@ def _camera_fields(cfg: DictConfig, role: str) -> dict[str, Any]:
         "height": camera.height,
         "color_mode": camera.color_mode.value,
     }
-    if device.startswith(EMULATED_PREFIX):  # the host profile stands a camera in: emulated:<source>[@<fps>]
-        source, _, delivered = device.removeprefix(EMULATED_PREFIX).partition("@")
-        entry |= {"type": "runner_emulated", "source": source, "delivered_fps": int(delivered) if delivered else None}
+    if device.startswith(EMULATED_PREFIX):  # a stand-in camera: emulated:<source>[@<fps>][?faults=<file>]
+        spec, _, query = device.removeprefix(EMULATED_PREFIX).partition("?")
+        source, _, delivered = spec.partition("@")
+        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
+        entry |= {"type": "runner_emulated", "source": source, "delivered_fps": int(delivered) if delivered else None,
+                  "faults": options.get("faults")}  # fmt: skip
     elif camera.type.value == "opencv":
         entry |= {"index_or_path": int(device) if device.isdigit() else device, "fourcc": camera.fourcc}
         entry["rotation"] = camera.rotation
@@ -168,6 +175,9 @@ def release(device: Robot | Teleoperator) -> str | None:
     An arm that no longer answers (unplugged, power lost) cannot confirm torque off: its port and cameras
     are closed anyway, and the reason is returned (None when the release went through) for the caller's
     message. Never raises on that path, so the error that stopped the stage is the one reported.
+
+    LeRobot turns torque off motor by motor and stops at the first that does not answer: with one silent
+    servo, the motors after it would stay stiff. Each motor is then asked on its own.
     """
     if not device.is_connected:
         return None
@@ -177,6 +187,9 @@ def release(device: Robot | Teleoperator) -> str | None:
     except (ConnectionError, RuntimeError, OSError) as error:
         bus = getattr(device, "bus", None)
         if bus is not None:
+            for motor in bus.motors:
+                with contextlib.suppress(Exception):
+                    bus.disable_torque(motor, num_retry=2)
             with contextlib.suppress(Exception):
                 bus.port_handler.closePort()
         for camera in getattr(device, "cameras", {}).values():
@@ -188,6 +201,42 @@ def release(device: Robot | Teleoperator) -> str | None:
         return reason
 
 
+def _owners(error: BaseException) -> list[int]:
+    """The ids of the objects whose methods ``error`` passed through, outermost first."""
+    owners, frame = [], error.__traceback__
+    while frame is not None:
+        owners.append(id(frame.tb_frame.f_locals.get("self")))
+        frame = frame.tb_next
+    return owners
+
+
+def camera_role(device: Robot | Teleoperator, error: BaseException) -> str | None:
+    """The role of the device's camera that raised ``error`` (found on its traceback), or None."""
+    roles = {id(camera): role for role, camera in getattr(device, "cameras", {}).items()}
+    return next((roles[owner] for owner in reversed(_owners(error)) if owner in roles), None)
+
+
+def raised_by(device: Robot | Teleoperator | None, error: BaseException) -> bool:
+    """Whether ``error`` came out of one of the device's own methods."""
+    return device is not None and id(device) in _owners(error)
+
+
+def silent_motors(device: Robot | Teleoperator) -> tuple[list[str], int]:
+    """The arm's motors that no longer answer a ping, as "<id> (<joint>)", and how many motors it has."""
+    bus = getattr(device, "bus", None)
+    if bus is None:
+        return [], 0
+    silent = []
+    for name, motor in bus.motors.items():
+        try:
+            answer = bus.ping(name)
+        except Exception:  # the port itself is gone
+            answer = None
+        if answer is None:
+            silent.append(f"{motor.id} ({name})")
+    return silent, len(bus.motors)
+
+
 def clean_staged_frames(root: Path) -> int:
     """Remove the PNGs a crashed episode left staged under ``<root>/images``; returns how many."""
     staged = root / STAGED_IMAGES
@@ -196,6 +245,86 @@ def clean_staged_frames(root: Path) -> int:
     count = sum(1 for _ in staged.rglob("*.png"))
     shutil.rmtree(staged)
     return count
+
+
+def roll_back_interrupted_save(root: Path) -> bool:
+    """After a crash: undo an episode save the process did not finish; True when there was one."""
+    state = SavedState(root)
+    if not state.path.exists():
+        return False
+    state.restore()
+    return True
+
+
+class SavedState:
+    """A dataset's files as they were before an episode's save, beside it on the same disk, so that a save that
+    fails half-way can be undone.
+
+    LeRobot rewrites the files directly under ``meta/`` in place (info, stats, tasks): those are copied. Every
+    other file it only ever adds or replaces whole: those are hard-linked, which costs no space (where the
+    filesystem has no hard links they are only listed; files LeRobot adds are what a roll-back removes). The
+    manifest is written last; a state without one was never complete and the dataset was not touched yet.
+    """
+
+    MANIFEST = "manifest.json"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root.with_name(f".{root.name}.saving")
+
+    def _files(self, top: Path) -> list[Path]:
+        staged = top / STAGED_IMAGES
+        return sorted(p for p in top.rglob("*") if p.is_file() and staged not in p.parents)
+
+    def take(self) -> None:
+        self.drop()
+        manifest = []
+        for file in self._files(self.root):
+            relative = file.relative_to(self.root)
+            target = self.path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if file.parent == self.root / META:
+                shutil.copy2(file, target)
+            else:
+                with contextlib.suppress(OSError):
+                    os.link(file, target)
+            manifest.append(str(relative))
+        (self.path / self.MANIFEST).write_text(json.dumps(manifest))
+
+    def restore(self) -> None:
+        """Put the dataset back as it was at ``take`` (idempotent: a restore cut short can be run again)."""
+        manifest_file = self.path / self.MANIFEST
+        if manifest_file.exists():
+            kept = set(json.loads(manifest_file.read_text()))
+            for file in self._files(self.root):
+                if str(file.relative_to(self.root)) not in kept:
+                    file.unlink()
+            for relative in kept:
+                saved = self.path / relative
+                if saved.exists():
+                    (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(saved, self.root / relative)
+        self.drop()
+
+    def drop(self) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+
+class _FrameWriteErrors(logging.Filter):
+    """LeRobot's image writer threads log a frame they could not write, and go on: collect those errors, and
+    let only the first reach the log (a full disk fails every frame after it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        error = next((a for a in record.args or () if isinstance(a, BaseException)), None)
+        self.errors.append(error or OSError(record.getMessage()))
+        return len(self.errors) == 1
 
 
 class DatasetRecorder:
@@ -217,6 +346,8 @@ class DatasetRecorder:
             ),
         )
         self._n_cameras = sum(1 for f in self.features.values() if f["dtype"] in ("video", "image"))
+        self._write_errors = _FrameWriteErrors()
+        logging.getLogger(image_writer.__name__).addFilter(self._write_errors)
         if resume:
             self.dataset = self._reopen()
             if self.dataset.fps != fps:
@@ -254,19 +385,49 @@ class DatasetRecorder:
         self.dataset.add_frame({**frame, "task": task})
 
     def keep_episode(self) -> None:
-        """Save the episode, then finalize and reopen so that everything saved so far survives a kill."""
-        self.dataset.save_episode()
-        self.dataset.finalize()
+        """Save the episode, then finalize and reopen so that everything saved so far survives a kill.
+
+        All or nothing: a camera frame that could not be written (its error is raised), or a save that fails
+        half-way, leaves the dataset as it was before this episode.
+        """
+        self._wait_for_frames()
+        self.raise_write_error()
+        state = SavedState(self.root)
+        state.take()
+        try:
+            self.dataset.save_episode()
+            self.dataset.finalize()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.dataset.finalize()  # closes LeRobot's writers before their files are removed
+            state.restore()
+            self.dataset = self._reopen()
+            raise
+        state.drop()
         self.dataset = self._reopen()
 
+    def raise_write_error(self) -> None:
+        """Raise the first error of a camera frame that could not be written to disk, if any."""
+        if self._write_errors.errors:
+            raise self._write_errors.errors[0]
+
+    def _wait_for_frames(self) -> None:
+        """Until every staged frame is on disk, or its write error logged."""
+        writer = self.dataset.writer.image_writer if self.dataset.writer is not None else None
+        if writer is not None:
+            writer.wait_until_done()
+
     def discard_episode(self) -> None:
+        self._wait_for_frames()  # a frame still being written would outlive the delete
+        self._write_errors.errors.clear()
         self.dataset.clear_episode_buffer()
 
     def close(self) -> None:
         """Drop an unfinished episode and finalize; safe to call more than once."""
         if self.dataset.has_pending_frames():
-            self.dataset.clear_episode_buffer()
+            self.discard_episode()
         self.dataset.finalize()
+        logging.getLogger(image_writer.__name__).removeFilter(self._write_errors)
         staged = self.root / STAGED_IMAGES
         if staged.is_dir() and not any(p.is_file() for p in staged.rglob("*")):
             shutil.rmtree(staged)

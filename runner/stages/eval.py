@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner import outputs
 from runner.app import Run, StageContext, compose_without_sweeps, parallel_jobs
 from runner.errors import ConfigError
-from runner.lerobot_adapter.checkpoints import checkpoints
+from runner.lerobot_adapter.checkpoints import LINEAGE, checkpoints
 from runner.scenarios import plan_episodes
 from runner.stats import wilson_interval
 
@@ -45,7 +45,6 @@ HELD_OUT_SEED = 10_000
 # Hydra flags that print instead of running (Hydra refuses them together with -m).
 INSPECT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
 TRAIN_DIR = "train"
-LINEAGE = "runner_lineage.json"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ RESUMABLE_KEYS = ("pipeline.launcher",)
 # Overrides that steer the pipeline itself, not the stages it starts.
 OWN_KEYS = ("pipeline.", "resume", "dataset_run", "policy_run", "sweep.", "hydra")
 STOP_GRACE_S = 60
+STAGES = ("record", "train", "eval", "compare")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ChildFailed(RuntimeError):
@@ -36,6 +39,15 @@ class ChildFailed(RuntimeError):
             f"`runner {stage}` exited with code {code} (its run.log says why). Fix it and continue with "
             f"`runner pipeline resume={pipeline_id}`: stages that succeeded are skipped"
         )
+
+
+def _stop_with_parent() -> None:
+    """In a child, before it runs: SIGTERM it when the pipeline dies, even by SIGKILL, so that no orphan stage
+    goes on writing a run that the resumed pipeline would not know (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stage_overrides(overrides: list[str]) -> list[str]:
@@ -64,11 +76,17 @@ class Children:
         except outputs.RunReferenceError:
             return None
 
+    def refresh(self) -> None:
+        """Note the children a killed pipeline started but could not note (it notes each as it ends)."""
+        for stage in STAGES:
+            if stage not in self.state or not self.state[stage].get("given"):
+                self._record(stage)
+
     def start(self, stage: str, args: list[str]) -> None:
         command = [sys.executable, "-m", "runner", stage, *args]
         log.info("pipeline: runner %s %s", stage, " ".join(self.run.redactor.override(a) for a in args))
         env = {**os.environ, PIPELINE_ENV: self.run.id, "RUNNER_OUTPUTS": str(self.root)}
-        process = subprocess.Popen(command, env=env)
+        process = subprocess.Popen(command, env=env, preexec_fn=_stop_with_parent)
         try:
             code = process.wait()
         except BaseException:  # Ctrl-C or SIGTERM: stop the child cleanly, so that it can be resumed
@@ -123,10 +141,12 @@ def pipeline(cfg: DictConfig, ctx: StageContext) -> None:
     if not any(o.startswith("experiment=") for o in overrides) and ctx.experiment != "default":
         overrides.insert(0, f"experiment={ctx.experiment}")
 
-    run = ctx.resume_run(previous) if previous is not None else ctx.start_run(parents=list(given.values()))
+    run = ctx.resume_run(previous, cfg) if previous is not None else ctx.start_run(parents=list(given.values()))
     children = Children(run, Path(cfg.paths.outputs))
     for stage, run_id in given.items():
         children.state[stage] = {"run": run_id, "given": True}
+    if previous is not None:
+        children.refresh()
     run.update(children=children.state)
 
     if "train" not in given:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from runner import outputs
+from runner import disk, outputs
 from runner.app import Run, StageContext, resumed_config
 from runner.errors import ConfigError
 from runner.keys import HELP as KEYS_HELP
@@ -33,9 +33,14 @@ DATASET_DIR = "dataset"
 EPISODE_COLUMNS = [
     "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
     "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "validation",
+    "repeated_frames",
 ]  # fmt: skip
+# A camera that repeats more of an episode's frames than this is flagged (it delivers fewer than asked).
+REPEATED_FRAMES_WARN = 0.1
 # Give up after this many attempts in a row that fail validation: the setup, not the operator, is wrong.
 MAX_CONSECUTIVE_REJECTS = 3
+# Beside an episode's frames: its table rows, metadata, and the copies a save keeps to roll back.
+EPISODE_RESERVE_BYTES = 5_000_000
 # Keys a resumed recording may change; everything else must match the dataset being continued.
 RESUMABLE_KEYS = ("episode.num_episodes", "episode.realtime", "episode.early_stop", "episode.reset_time_s")
 
@@ -47,6 +52,11 @@ def record_plan(cfg: DictConfig) -> list[PlannedEpisode]:
         total = sum(s.num_episodes for s in cfg.task.scenarios) or 1
     seeds = [cfg.episode.seed + index for index in range(max(total, 0))]
     return plan_episodes(cfg.task, seeds, count_key="episode.num_episodes")
+
+
+def episode_bytes(cfg: DictConfig) -> int:
+    """The disk one more episode may need while it is recorded (its staged frames, video and tables)."""
+    return disk.recording_bytes(cfg, 1) + EPISODE_RESERVE_BYTES
 
 
 def _check_config(cfg: DictConfig) -> None:
@@ -122,12 +132,57 @@ class EpisodesRejected(RuntimeError):
         )
 
 
+def _disk_full(run_id: str, root: Path, episode: int, total: int, kept: int, error: str | None,
+               need: int) -> disk.DiskFull:  # fmt: skip
+    free = disk.free_bytes(root) / disk.MB
+    if error is None:
+        what = (f"stopped before episode {episode}/{total}: the disk holding {root} has {free:.1f} MB free, and "
+                f"one episode may need up to {need / disk.MB:.1f} MB")  # fmt: skip
+    else:
+        what = (f"the disk holding {root} filled up during episode {episode}/{total} "
+                f"({error}); that episode was discarded")  # fmt: skip
+    return disk.DiskFull(
+        f"{what}. The {kept} episode(s) kept before it are saved and load. Free some space (or move the run "
+        f"to a larger disk), then continue with `runner record resume={run_id}`"
+    )
+
+
+def _lost_row(attempt: int, planned: PlannedEpisode, operator: str, frames: int, reason: str, error) -> dict:
+    """episodes.csv's row for an attempt that ended without an episode (its device or its disk gave out)."""
+    return {
+        "attempt": attempt, "dataset_episode": "", "kept": False, "scenario": planned.scenario,
+        "instruction": planned.instruction, "seed": planned.seed, "operator": operator, "success": "",
+        "end_reason": reason, "frames": frames, "duration_s": "", "achieved_fps": "", "period_p50_ms": "",
+        "period_p99_ms": "", "validation": str(error),
+    }  # fmt: skip
+
+
 class DeviceLost(ConnectionError):
     """An arm or camera stopped answering in the middle of an episode (cable pulled, power lost)."""
 
-    def __init__(self, device: str, error: BaseException) -> None:
+    def __init__(self, device: str, error: BaseException, detail: str = "") -> None:
         self.device = device
-        super().__init__(f"{device} stopped answering ({str(error).strip().splitlines()[0]})")
+        super().__init__(f"{device} stopped answering{detail} ({str(error).strip().splitlines()[0]})")
+
+
+def _device_lost(robot, teleop, cfg: DictConfig, error: BaseException) -> DeviceLost | None:
+    """Which device failed: a camera (found on the error's traceback), else the arm whose call raised, naming
+    its silent motors. None when the error is not a lost device."""
+    from runner.lerobot_adapter import recording
+
+    role = recording.camera_role(robot, error)
+    if role is not None:
+        return DeviceLost(f"the {role} camera ({cfg.cameras[role].type.value})", error)
+    if not isinstance(error, ConnectionError):
+        return None
+    arm, arm_cfg = (teleop, cfg.teleop) if recording.raised_by(teleop, error) else (robot, cfg.robot)
+    name = f"the {arm_cfg.get('role', 'leader')} arm ({arm_cfg.type})"
+    silent, total = recording.silent_motors(arm)
+    if not silent:
+        return DeviceLost(name, error)
+    if len(silent) == total:
+        return DeviceLost(name, error, ": no motor answers (USB cable or power supply)")
+    return DeviceLost(name, error, f": motor {', '.join(silent)} does not answer (its cable, or the servo)")
 
 
 class RecordingStopped(RuntimeError):
@@ -189,17 +244,15 @@ def _record_episode(
         tick = time.perf_counter()
         try:
             observation = robot.get_observation()
-        except ConnectionError as error:
-            raise DeviceLost(f"the {cfg.robot.role} arm ({cfg.robot.type})", error) from error
-        try:
             action = teleop.get_action()
-        except ConnectionError as error:
-            raise DeviceLost(f"the {cfg.teleop.get('role', 'leader')} arm ({cfg.teleop.type})", error) from error
-        try:
             sent = robot.send_action(action)
-        except ConnectionError as error:
-            raise DeviceLost(f"the {cfg.robot.role} arm ({cfg.robot.type})", error) from error
+        except (ConnectionError, TimeoutError, RuntimeError) as error:
+            lost = _device_lost(robot, teleop, cfg, error)
+            if lost is None:
+                raise
+            raise lost from error
         recorder.add_frame(observation, sent, planned.instruction)
+        recorder.raise_write_error()  # a frame that could not be stored ends the episode now
         # Simulated time is exact whatever the wall clock does; a real robot's frames are as late as they came.
         timestamp = index * period if sim or not episode.realtime else tick - start
         frames_log.add(timestamp, observation, sent)
@@ -277,9 +330,12 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
     plan = record_plan(cfg)
     robot_config = recording.robot_config(cfg)
     teleop_config = recording.teleop_config(cfg)
+    need = episode_bytes(cfg)
+    disk.require_free(ctx.outputs_root if previous is None else previous.path, need,
+                      f"one episode ({cfg.episode.episode_time_s:g} s of {len(cfg.cameras)} camera(s))")  # fmt: skip
     calibration = require_ready_arms(cfg)
 
-    run: Run = ctx.resume_run(previous) if previous is not None else ctx.start_run()
+    run: Run = ctx.resume_run(previous, cfg) if previous is not None else ctx.start_run()
     if calibration:
         run.update(calibration=calibration)
     dataset_root = run.dir / DATASET_DIR
@@ -287,6 +343,8 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         removed = recording.clean_staged_frames(dataset_root)
         if removed:
             log.info("removed %d staged frames of the episode the crash interrupted", removed)
+        if recording.roll_back_interrupted_save(dataset_root):
+            log.info("rolled back the episode save the crash interrupted; the episodes kept before it are intact")
     (run.dir / "setup_notes.txt").write_text("".join(f"- {note}\n" for note in cfg.task.setup_notes))
     run.add_artifact("setup_notes.txt")
 
@@ -330,22 +388,30 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                 teleop.start_episode(planned.seed, practice=table.attempts)
             frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
             header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
+            if disk.free_bytes(dataset_root) < need:
+                raise _disk_full(run.id, dataset_root, kept + 1, len(plan), kept, None, need)
+
+            log.info("%s · started", header)
             try:
                 result = _record_episode(robot, teleop, recorder, frames_log, planned, cfg, keys, display, header)
-            except DeviceLost as lost:
+                failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
+                keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
+                if keep:
+                    recorder.keep_episode()
+            except DeviceLost as error:
                 recorder.discard_episode()
-                table.append({
-                    "attempt": table.attempts, "dataset_episode": "", "kept": False, "scenario": planned.scenario,
-                    "instruction": planned.instruction, "seed": planned.seed, "operator": operator, "success": "",
-                    "end_reason": "device_lost", "frames": len(frames_log.rows), "duration_s": "",
-                    "achieved_fps": "", "period_p50_ms": "", "period_p99_ms": "", "validation": str(lost),
-                })  # fmt: skip
-                raise RecordingStopped(lost, kept + 1, len(plan), recorder.num_episodes, run.id) from lost
-            failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
-            keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
-            if keep:
-                recorder.keep_episode()
-            else:
+                table.append(_lost_row(table.attempts, planned, operator, len(frames_log.rows), "device_lost", error))
+                raise RecordingStopped(error, kept + 1, len(plan), recorder.num_episodes, run.id) from error
+            except Exception as error:
+                full = disk.disk_error(error)
+                if full is None:
+                    raise
+                recorder.discard_episode()  # frees the episode's staged frames first
+                table.append(_lost_row(table.attempts, planned, operator, len(frames_log.rows), "disk_full", full))
+                kept_now = recorder.num_episodes
+                raise _disk_full(run.id, dataset_root, kept + 1, len(plan), kept_now, full, need) from error
+            repeated = frames_log.repeated()
+            if not keep:
                 recorder.discard_episode()
                 discarded += 1
             rejected_in_a_row = rejected_in_a_row + 1 if failures and not keep else 0
@@ -365,9 +431,16 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                     "achieved_fps": round(result.frames / max(result.duration_s, 1e-9), 2),
                     **_loop_periods([row["timestamp"] for row in frames_log.rows]),
                     "validation": "; ".join(failures) or "ok",
+                    "repeated_frames": " ".join(f"{role}={count}" for role, count in repeated.items()),
                 }
             )
             verdict = "kept" if keep else ("re-record" if result.rerecord else "discarded")
+            for role, count in repeated.items():
+                if count > REPEATED_FRAMES_WARN * result.frames:
+                    log.warning(
+                        "%s · the %s camera repeated %d of %d frames while the arm moved: it delivers fewer frames "
+                        "than episode.fps asks (check it with `runner doctor`)", header, role, count, result.frames,
+                    )  # fmt: skip
             log.info(
                 "%s · %d frames · %.1f s · success=%s · ended by %s · %s%s",
                 header, result.frames, result.duration_s, result.success, result.end_reason, verdict,

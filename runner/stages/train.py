@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner import outputs
+from runner import disk, outputs
 from runner.app import Run, StageContext, resumed_config
 from runner.errors import ConfigError
 
@@ -29,13 +29,14 @@ log = logging.getLogger("runner.train")
 TRAIN_DIR = "train"
 METRICS_CSV = "metrics.csv"
 LOSS_PNG = "loss.png"
-LINEAGE = "runner_lineage.json"
 RUNNER_CONFIG = "runner_config.yaml"
 IMAGE_POLICIES = ("act", "diffusion", "smolvla")
 # Keys a resumed training may change; everything else is the original run's.
 RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq",
                   "train.num_processes", "train.mixed_precision")  # fmt: skip
 LOGS_DIR = "logs"
+# The next checkpoint is about as large as the last one; metrics, plots and records need a little more.
+CHECKPOINT_HEADROOM = 1.1
 
 
 def save_schedule(train: DictConfig) -> list[int]:
@@ -273,7 +274,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             ) from None  # fmt: skip
         run = ctx.start_run(parents=ids)
     else:
-        run = ctx.resume_run(previous)
+        run = ctx.resume_run(previous, cfg)
 
     output_dir = run.dir / TRAIN_DIR
     start_step = checkpoints.last_step(output_dir) or 0
@@ -284,8 +285,9 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
 
     def on_checkpoint(step: int, checkpoint: Path, save_s: float) -> None:
         pretrained = checkpoint / checkpoints.PRETRAINED
-        (pretrained / RUNNER_CONFIG).write_text(run.redactor.text(runner_config))
-        (pretrained / LINEAGE).write_text(json.dumps({**lineage, "train_run": run.id, "step": step}, indent=2))
+        outputs.write_text_atomic(pretrained / RUNNER_CONFIG, run.redactor.text(runner_config))
+        # Last: its presence marks the checkpoint complete.
+        outputs.write_json_atomic(pretrained / checkpoints.LINEAGE, {**lineage, "train_run": run.id, "step": step})
         saved_checkpoints[step] = {
             "step": step,
             "path": str(checkpoint.relative_to(run.dir)),
@@ -301,6 +303,24 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                  checkpoint)  # fmt: skip
         progress.plot(sorted(checkpoints.checkpoints(output_dir)))
         run.update(checkpoints=[saved_checkpoints[s] for s in sorted(saved_checkpoints)])
+        next_size = saved_checkpoints[step]["size_mb"] * disk.MB * CHECKPOINT_HEADROOM
+        if any(s > step for s in schedule_steps) and disk.free_bytes(output_dir) < next_size:
+            raise out_of_space(None, step)  # stop here, at a whole checkpoint, rather than in the next save
+
+    def out_of_space(reason: str | None, step: int | None) -> disk.DiskFull:
+        kept = sorted(checkpoints.checkpoints(output_dir))
+        free = disk.free_bytes(output_dir) / disk.MB
+        if reason is None:
+            what = (f"stopped after checkpoint {step} of {cfg.train.steps} steps: the disk holding {output_dir} "
+                    f"has {free:.0f} MB free, less than the next checkpoint needs "
+                    f"(~{saved_checkpoints[step]['size_mb'] * CHECKPOINT_HEADROOM:.0f} MB)")  # fmt: skip
+        else:
+            what = f"the disk holding {output_dir} filled up during training ({reason})"
+        saved = f"checkpoints {kept} are whole and load" if kept else "no checkpoint was saved yet"
+        resume = f"continue with `runner train resume={run.id}`" if kept else "train again"
+        return disk.DiskFull(
+            f"{what}; {saved}. Free some space (or keep fewer checkpoints: train.keep_checkpoints=N), then {resume}"
+        )
 
     hooks = training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
     # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
@@ -343,6 +363,13 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
         else:
             log.info("resuming from checkpoint %d to step %d", start_step, cfg.train.steps)
             training.resume(output_dir, cfg.train.steps, schedule_steps, hooks, processes)
+    except Exception as error:
+        reason = None if isinstance(error, disk.DiskFull) else disk.disk_error(error)
+        if reason is None:
+            raise
+        for step in checkpoints.drop_incomplete(output_dir):
+            log.info("removed checkpoint %d: its save did not finish", step)
+        raise out_of_space(reason, None) from error
     finally:
         progress.close()
     kept = checkpoints.checkpoints(output_dir)
