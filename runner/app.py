@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from runner import disk, outputs
 from runner.errors import ConfigError, StageFailed, format_config_error, is_config_error
@@ -312,15 +312,28 @@ def resumed_config(previous: outputs.RunInfo, cfg: DictConfig, overrides: list[s
                 f"drop it, or start a new run; keys a resumption may change: {', '.join(resumable)}",
             )
         OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
-    merged = OmegaConf.merge(cfg, saved)
+    merged = OmegaConf.merge(cfg, saved)  # onto today's composition: the schema's types and any new keys
+    _drop_unsaved_entries(merged, saved)
     merged.resume = cfg.resume
     return merged
+
+
+def _drop_unsaved_entries(merged: DictConfig, saved: DictConfig) -> None:
+    """Remove what an open map (cameras, host ports) gained from today's defaults in the merge: a run resumed
+    with one camera must not come back with the default's two. Schema nodes keep their new keys."""
+    with open_dict(merged):
+        for key in list(merged.keys()):
+            if key not in saved:
+                if OmegaConf.get_type(merged) is dict:
+                    del merged[key]
+            elif isinstance(merged[key], DictConfig) and isinstance(saved[key], DictConfig):
+                _drop_unsaved_entries(merged[key], saved[key])
 
 
 def _set_hydra_output_dir(run_dir: Path) -> None:
     """Point ``${hydra:runtime.output_dir}`` at the run directory Hydra did not create."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict, read_write
+    from omegaconf import read_write
 
     cfg = HydraConfig.get()
     with read_write(cfg.runtime), open_dict(cfg.runtime):

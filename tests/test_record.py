@@ -159,3 +159,17 @@ def test_sigterm_stops_recording_cleanly(outputs_root):
     assert process.returncode == 143
     [run_dir] = run_dirs(outputs_root)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_resume_keeps_the_runs_own_cameras_and_a_raised_target(outputs_root):
+    """The resumed config is the run's saved one: the default camera set is not merged back in, and a target
+    raised on one resume is still the target of the next."""
+    first = run_runner("record", *FAST, "cameras=sim_side_small", "episode.num_episodes=1", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run_dir] = run_dirs(outputs_root)
+    raised = run_runner("record", f"resume={run_dir.name}", "episode.num_episodes=2", timeout=600)
+    assert raised.returncode == 0, raised.stderr[-3000:]
+    again = run_runner("record", f"resume={run_dir.name}", timeout=600)
+    assert again.returncode == 0 and "recording 2 episodes (2 already kept)" in again.stderr
+    dataset, _ = _load(run_dir)
+    assert dataset.num_episodes == 2 and dataset.meta.camera_keys == ["observation.images.side"]
