@@ -5,6 +5,8 @@
    `LeRobotDataset.add_frame` / `save_episode` directly, same episodes, same run (goal >= 0.8x).
 2. Realtime pacing at 30 fps, with two cameras and without: loop period p50/p99, frames later than 1.5 periods.
 3. The scripted operator: success rate and mean episode time per scenario (physics only, no cameras).
+4. The save transaction that makes an episode's save all-or-nothing (SavedState take + drop, on the dataset
+   runner just recorded): milliseconds per episode, and its share of runner's time per episode.
 
 Usage: .venv/bin/python benchmarks/bench_record.py [--episodes 3] [--operator-episodes 20]
 """
@@ -129,6 +131,20 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
     }
 
 
+def save_transaction_ms(root: Path, repeats: int = 20) -> float:
+    """Median time to take and drop the roll-back state of a dataset (what each kept episode pays)."""
+    from runner.lerobot_adapter.recording import SavedState
+
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state = SavedState(root)
+        state.take()
+        state.drop()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def operator_success(episodes: int) -> list[tuple[str, float, float]]:
     from runner.sim.operator import OperatorStyle, ScriptedOperator
     from runner.sim.world import PickPlaceWorld, Variation
@@ -174,11 +190,14 @@ def main() -> None:
             per_episode.append(int(line.split(",")[9]))
         bare_frames, bare_seconds = bare_loop(Path(tmp) / "bare", args.episodes, per_episode)
         shutil.rmtree(Path(tmp) / "bare")
+        transaction_ms = save_transaction_ms(csv_path.parent / "dataset")
     ours, bare = frames / seconds, bare_frames / bare_seconds
     print(f"recording throughput, realtime off, {args.episodes} sim_demo episodes, 2 cameras 128x96")
     print(f"  runner record          {ours:6.2f} frames/s  ({frames} frames in {seconds:.1f} s, crash-safe)")
     print(f"  bare LeRobot loop      {bare:6.2f} frames/s  ({bare_frames} frames in {bare_seconds:.1f} s)")
     print(f"  ratio                  {ours / bare:6.2f} x   (goal >= 0.80 x)")
+    share = transaction_ms / 1000 / (seconds / args.episodes)
+    print(f"  save transaction       {transaction_ms:6.2f} ms per episode ({share:.2%} of runner's time per episode)")
     for cameras, label in (("sim_wrist_side", "2 cameras 128x96"), ("none", "no cameras: the loop's own pacing")):
         pace = realtime_pacing(args.pace_seconds, cameras)
         print(f"realtime pacing at 30 fps (period 33.3 ms), {label}, {pace['frames']} frames")

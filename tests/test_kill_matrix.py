@@ -1,5 +1,5 @@
-"""The kill matrix: a stage is killed (SIGKILL, SIGTERM or SIGINT) at seeded random moments, then what it
-saved is checked and it is resumed to its target.
+"""The kill matrix: record, train, an eval sweep and a pipeline are killed (SIGKILL, SIGTERM or SIGINT) at
+seeded random moments, then what each saved is checked and it is resumed to its target.
 
 Not part of `make test` (marker `matrix`; the fast suite kills each stage at one point instead: see
 test_record, test_train, test_eval, test_pipeline). Run it with `make matrix`; RUNNER_MATRIX_POINTS sets the

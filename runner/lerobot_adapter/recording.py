@@ -42,6 +42,7 @@ from lerobot.utils.constants import ACTION, OBS_STR
 from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dicts
 from omegaconf import DictConfig, OmegaConf
 
+from runner import outputs
 from runner.errors import ConfigError
 from runner.hardware.cameras import EMULATED_PREFIX
 from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
@@ -279,17 +280,21 @@ class SavedState:
     def take(self) -> None:
         self.drop()
         manifest = []
-        for file in self._files(self.root):
-            relative = file.relative_to(self.root)
-            target = self.path / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if file.parent == self.root / META:
-                shutil.copy2(file, target)
-            else:
-                with contextlib.suppress(OSError):
-                    os.link(file, target)
-            manifest.append(str(relative))
-        (self.path / self.MANIFEST).write_text(json.dumps(manifest))
+        try:
+            for file in self._files(self.root):
+                relative = file.relative_to(self.root)
+                target = self.path / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if file.parent == self.root / META:
+                    shutil.copy2(file, target)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.link(file, target)
+                manifest.append(str(relative))
+            outputs.write_json_atomic(self.path / self.MANIFEST, manifest)
+        except BaseException:  # no room even for the copies: the dataset is untouched, nothing to keep
+            self.drop()
+            raise
 
     def restore(self) -> None:
         """Put the dataset back as it was at ``take`` (idempotent: a restore cut short can be run again)."""

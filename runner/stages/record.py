@@ -390,7 +390,6 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
             if disk.free_bytes(dataset_root) < need:
                 raise _disk_full(run.id, dataset_root, kept + 1, len(plan), kept, None, need)
-
             log.info("%s · started", header)
             try:
                 result = _record_episode(robot, teleop, recorder, frames_log, planned, cfg, keys, display, header)
@@ -410,11 +409,11 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                 table.append(_lost_row(table.attempts, planned, operator, len(frames_log.rows), "disk_full", full))
                 kept_now = recorder.num_episodes
                 raise _disk_full(run.id, dataset_root, kept + 1, len(plan), kept_now, full, need) from error
-            repeated = frames_log.repeated()
             if not keep:
                 recorder.discard_episode()
                 discarded += 1
             rejected_in_a_row = rejected_in_a_row + 1 if failures and not keep else 0
+            repeated = frames_log.repeated()
             table.append(
                 {
                     "attempt": table.attempts,
