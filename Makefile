@@ -31,12 +31,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/runner pipeline experiment=sim_demo
 
-# One pytest worker per core (pytest-xdist); tests sharing an expensive fixture stay in one worker.
+# One pytest worker per core (pytest-xdist); tests sharing an expensive fixture stay in one worker. Tests
+# marked `alone` (emulated servos answering from a Python thread within LeRobot's packet timeout) run after,
+# with nothing else competing for the cores.
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix and not alone"
+	$(PY) -m pytest -q -m "alone and not matrix"
 
 test-fast: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix and not alone"
+	$(PY) -m pytest -q -m "alone and not slow and not matrix"
 
 # The kill matrix (RELIABILITY.md): RUNNER_MATRIX_POINTS kill points per stage (default 3).
 matrix: setup

@@ -431,21 +431,21 @@ def _faulty_recording(tmp_path, *overrides):
     """`runner record` on the emulated host (two arms on their buses, the leader moving as if held), with a
     side camera whose faults file is ``tmp_path/side.fault``.
 
-    The recorder runs at a lower priority than this process: the emulated servos answer from a thread here,
-    and a servo must answer within LeRobot's ~35 ms packet timeout, which a busy CI machine (the video
-    encoder's threads, the other test worker) can otherwise miss, as real servos never do."""
+    The emulated servos answer from a thread here and must do so within LeRobot's ~35 ms packet timeout, as
+    real servos always do: the recorder runs at a lower priority than this process, and these tests are
+    marked `alone` (`make test` runs them after the parallel suite)."""
     from conftest import start_runner
 
     camera = f"host.cameras.side='emulated:pattern?faults={tmp_path / 'side.fault'}'"
     return start_runner("record", "host=emulated", "robot=so101_follower", "teleop=so101_leader", "cameras=side_only",
                         camera, "cameras.side.width=320", "cameras.side.height=240", "cameras.side.fps=10",
-                        "episode.fps=10", "episode.episode_time_s=1.5", "episode.reset_time_s=0",
+                        "episode.fps=10", "episode.episode_time_s=3", "episode.reset_time_s=0",
                         "episode.early_stop.keys=false", "episode.early_stop.idle_s=null", "episode.num_episodes=3",
                         *overrides, env={"RUNNER_EMULATED_DIR": str(tmp_path)},
-                        preexec_fn=lambda: os.nice(10))  # fmt: skip
+                        preexec_fn=lambda: os.nice(19))  # fmt: skip
 
 
-@pytest.mark.xdist_group("emulated_host")
+@pytest.mark.alone
 @pytest.mark.parametrize(
     ("fault", "after_s", "message"),
     [
@@ -454,10 +454,10 @@ def _faulty_recording(tmp_path, *overrides):
             0.2,
             "the side camera (opencv) stopped answering (EmulatedCamera(pattern) read thread is not running",
         ),
-        ("unplug", 1.2, "the side camera (opencv) stopped answering"),
+        ("unplug", 2.0, "the side camera (opencv) stopped answering"),
         ("hang", 0.2, "the side camera (opencv) stopped answering (EmulatedCamera(pattern) latest frame is too old"),
         ("servo", 0.2, "the follower arm (so101_follower) stopped answering: motor 3 (elbow_flex) does not answer"),
-        ("servo", 1.2, "motor 3 (elbow_flex) does not answer"),
+        ("servo", 2.0, "motor 3 (elbow_flex) does not answer"),
     ],
     ids=lambda value: str(value)[:12],
 )
@@ -476,24 +476,25 @@ def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_
                     buses["follower"].mute(3)
                 else:
                     (tmp_path / "side.fault").write_text(fault)
-        assert process.wait(timeout=120) == 1
+        assert process.wait(timeout=120) == 1, "".join(log)[-3000:]
         assert all(servo.memory[40] == 0 for i, servo in buses["follower"].servos.items() if i != 3)  # torque off
     stderr = "".join(log)
-    assert message in stderr and "during episode 2/3" in stderr and "Traceback" not in stderr
+    assert message in stderr and "during episode 2/3" in stderr and "Traceback" not in stderr, stderr[-3000:]
     assert "That episode was discarded; the 1 kept before it are saved" in stderr and "resume=" in stderr
     [run] = run_dirs(outputs_root)
     assert json.loads((run / "run.json").read_text())["status"] == "failed"
     rows = (run / "episodes.csv").read_text().splitlines()[1:]
     assert ",device_lost," in rows[-1] and len(rows) == 2
     dataset = load_dataset(run / "dataset", "local/runner")
-    assert dataset.num_episodes == 1 and len(dataset) == 15
-    assert dataset[14]["observation.images.side"].shape == (3, 240, 320)  # the kept episode decodes to its end
+    assert dataset.num_episodes == 1 and len(dataset) == 30
+    assert dataset[29]["observation.images.side"].shape == (3, 240, 320)  # the kept episode decodes to its end
 
 
-@pytest.mark.xdist_group("emulated_host")
+@pytest.mark.alone
 def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_path, outputs_root):
     from runner.emulate import serve
     from runner.lerobot_adapter.recording import load_dataset
+    from runner.stages.record import REPEATED_FRAMES_WARN
 
     fault = tmp_path / "side.fault"
     with serve(tmp_path):
@@ -506,7 +507,7 @@ def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_
                 fault.write_text({1: "freeze", 2: "drop"}.get(attempts, ""))
         assert process.wait(timeout=120) == 0, "".join(log)[-3000:]
     stderr = "".join(log)
-    assert "discarded (side.frozen: camera_not_frozen" in stderr
+    assert "discarded (side.frozen: camera_not_frozen" in stderr, stderr[-3000:]
     assert "the side camera repeated" in stderr and "check it with `runner doctor`" in stderr
     [run] = run_dirs(outputs_root)
     with open(run / "episodes.csv") as f:
@@ -514,5 +515,6 @@ def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_
     frozen, dropping, clean = rows[0], rows[1], rows[2]
     assert frozen["kept"] == "False" and "camera_not_frozen" in frozen["validation"]
     assert dropping["kept"] == "True" and int(dropping["repeated_frames"].removeprefix("side=")) >= 5
-    assert clean["kept"] == "True" and clean["repeated_frames"] == "side=0"
+    clean_repeats = int(clean["repeated_frames"].removeprefix("side="))
+    assert clean["kept"] == "True" and clean_repeats <= REPEATED_FRAMES_WARN * int(clean["frames"])  # not flagged
     assert load_dataset(run / "dataset", "local/runner").num_episodes == 3

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ log = logging.getLogger("runner.hardware")
 STAGED_IMAGES = "images"
 META = "meta"
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
+BUS_SETTLE_S = 0.1
 
 
 def device_path(cfg: DictConfig, kind: str, role: str, explicit: str | None) -> str:
@@ -227,10 +229,15 @@ def silent_motors(device: Robot | Teleoperator) -> tuple[list[str], int]:
     bus = getattr(device, "bus", None)
     if bus is None:
         return [], 0
+    # The motors that did answer the failed read may still be replying: let the line go quiet and drop
+    # those replies, or each ping would read the one before it.
+    time.sleep(BUS_SETTLE_S)
+    with contextlib.suppress(Exception):
+        bus.port_handler.ser.reset_input_buffer()
     silent = []
     for name, motor in bus.motors.items():
         try:
-            answer = bus.ping(name)
+            answer = bus.ping(name, num_retry=2)  # one missed reply on a busy bus is not a silent motor
         except Exception:  # the port itself is gone
             answer = None
         if answer is None:
