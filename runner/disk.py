@@ -11,14 +11,17 @@ import errno
 import os
 import shutil
 from pathlib import Path
-
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING
 
 from runner.errors import ConfigError
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 MB = 1e6
-# A camera frame staged as PNG (LeRobot writes compress level 1) until its episode is encoded, and the same
-# frame in the episode's AV1 video: bytes per pixel.
+# Bytes per pixel of what a recording writes, deliberately on the high side: a camera frame staged as PNG
+# (LeRobot writes compress level 1, about half of raw RGB) until its episode is encoded, and the same frame
+# in the episode's AV1 video (well under 1 bit per pixel; 1 assumed).
 PNG_BYTES_PER_PIXEL = 1.5
 VIDEO_BYTES_PER_PIXEL = 1 / 8
 # The errors a full or read-only disk raises (quota exceeded counts as full).

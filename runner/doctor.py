@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from runner import outputs
+from runner import disk, outputs
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CV2_WHEELS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
@@ -169,18 +169,16 @@ def check_rendering() -> Check:
 
 
 def check_outputs(root: Path) -> list[Check]:
-    existing = root
-    while not existing.exists():
-        existing = existing.parent
-    free_gb = shutil.disk_usage(existing).free / 1e9
+    existing = disk.existing_ancestor(root)
+    free_gb = disk.free_bytes(existing) / 1e9
     if free_gb < 1:
-        disk = Check(
+        space = Check(
             "free disk", FAIL, f"{free_gb:.1f} GB free at {existing}", "free space or set RUNNER_OUTPUTS elsewhere"
         )
     elif free_gb < 10:
-        disk = Check("free disk", WARN, f"{free_gb:.1f} GB free at {existing}", "datasets and checkpoints need GBs")
+        space = Check("free disk", WARN, f"{free_gb:.1f} GB free at {existing}", "datasets and checkpoints need GBs")
     else:
-        disk = Check("free disk", OK, f"{free_gb:.0f} GB free at {existing}")
+        space = Check("free disk", OK, f"{free_gb:.0f} GB free at {existing}")
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root):
@@ -188,7 +186,7 @@ def check_outputs(root: Path) -> list[Check]:
         writable = Check("outputs root", OK, f"{root} is writable")
     except OSError as error:
         writable = Check("outputs root", FAIL, f"{root}: {error.strerror}", "set RUNNER_OUTPUTS to a writable folder")
-    return [disk, writable]
+    return [space, writable]
 
 
 def check_offline() -> Check:
@@ -232,10 +230,8 @@ def _hardware(overrides: list[str]) -> list[Check]:
         return [Check("config", FAIL, f"{' '.join(overrides)} does not compose",
                       "run `runner record <the same overrides> --cfg job` to see the error")]  # fmt: skip
     cfg = composed[0]
-    root = Path(cfg.paths.outputs)
-    existing = next(p for p in (root, *root.parents) if p.exists())
-    disk = recording_disk_check(cfg, shutil.disk_usage(existing).free)
-    return [*hardware_checks(cfg), *camera_checks(cfg), disk]
+    space = recording_disk_check(cfg, disk.free_bytes(Path(cfg.paths.outputs)))
+    return [*hardware_checks(cfg), *camera_checks(cfg), space]
 
 
 def main(argv: list[str]) -> int:

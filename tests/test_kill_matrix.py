@@ -103,11 +103,16 @@ def test_record_killed_keeps_its_episodes_and_resumes_to_its_target(trial, tmp_p
           f"resumed to 3")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def recorded_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("matrix-train") / "outputs"
+def _recorded(tmp_path_factory, name: str) -> Path:
+    """A fresh outputs root holding one 2-episode record run."""
+    root = tmp_path_factory.mktemp(name) / "outputs"
     _full_run_seconds([*RECORD[:3], "episode.num_episodes=2"], root)
     return root
+
+
+@pytest.fixture(scope="module")
+def recorded_root(tmp_path_factory) -> Path:
+    return _recorded(tmp_path_factory, "matrix-train")
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +177,8 @@ EVAL_SWEEP = ["eval", "-m", "experiment=sim_demo", "eval.checkpoint=2,4", "eval.
 
 @pytest.fixture(scope="module")
 def trained_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("matrix-eval") / "outputs"
-    _full_run_seconds([*RECORD[:3], "episode.num_episodes=2"], root)
+    """Its own root: the train trials add killed train runs, which the eval sweep must not pick as latest."""
+    root = _recorded(tmp_path_factory, "matrix-eval")
     _full_run_seconds(TRAIN, root)
     return root
 

@@ -131,8 +131,7 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
     return rows
 
 
-# Bytes per pixel of what a recording writes, deliberately on the high side: frames staged as PNG while an
-# episode is recorded (about half of raw RGB), and the encoded videos (well under 1 bit per pixel; 1 assumed).
+# The doctor asks for this many times the recording's estimate (runner.disk.recording_bytes).
 DISK_MARGIN = 2.0
 
 

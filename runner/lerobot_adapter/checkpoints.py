@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 CHECKPOINTS = "checkpoints"
@@ -37,8 +38,6 @@ def last_step(output_dir: Path) -> int | None:
 def drop_incomplete(output_dir: Path) -> list[int]:
     """Delete the checkpoint folders whose save never finished and point ``last`` at the newest complete one
     (or remove it when there is none); returns the steps deleted."""
-    import shutil
-
     dropped = []
     for folder in incomplete(output_dir):
         shutil.rmtree(folder)
