@@ -718,16 +718,18 @@ def _run_stage(stage: Stage, args: list[str], full_error: bool) -> int:
         args = ["-m", *(a for a in args if a not in ("-m", "--multirun"))]
     argv = ["runner", stage.name, *args]
 
-    failures: list[StageFailed] = []
+    failures: list[Exception] = []
 
     def task(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
         try:
             return execute_job(stage, cfg, argv)
-        except StageFailed as failure:
+        except Exception as failure:
             if str(HydraConfig.get().mode) == "RunMode.MULTIRUN":
                 raise  # the launcher names the failing job and stops the sweep
+            if not (isinstance(failure, StageFailed) or is_config_error(failure)):
+                raise
             failures.append(failure)  # reported below as one paragraph, not through Hydra's error path
             return None
 
@@ -757,8 +759,12 @@ def _run_stage(stage: Stage, args: list[str], full_error: bool) -> int:
     finally:
         sys.argv = saved_argv
     if failures:
+        [failure] = failures
         if full_error:
-            raise failures[0]
-        print(failures[0].explain(), file=sys.stderr)
-        return 1
+            raise failure
+        if isinstance(failure, StageFailed):
+            print(failure.explain(), file=sys.stderr)
+            return 1
+        print(format_config_error(failure, f"runner {stage.name}"), file=sys.stderr)
+        return 2
     return 0
