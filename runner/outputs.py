@@ -86,6 +86,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _replace_atomically(path, write)
 
 
+# In a recorded dataset's meta/: how its simulated world was drawn, for eval's input check. A dataset without
+# it was recorded by real cameras or before the fast renderer existed (then it was drawn in full).
+SIM_WORLD_JSON = "runner_sim_world.json"
+
+
+def sim_world(dataset_root: Path) -> dict[str, Any] | None:
+    """The simulated world a dataset was recorded in ({"render": ...}), None for a real robot's dataset."""
+    path = dataset_root / "meta" / SIM_WORLD_JSON
+    if path.exists():
+        return json.loads(path.read_text())
+    info = dataset_root / "meta" / "info.json"
+    if info.exists() and json.loads(info.read_text()).get("robot_type") == "sim_so101":
+        return {"render": "full"}
+    return None
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     _replace_atomically(path, lambda f: f.write(text))
 

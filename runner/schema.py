@@ -65,6 +65,14 @@ class CameraType(StrEnum):
     realsense = "realsense"
 
 
+class RenderQuality(StrEnum):
+    """How the simulated world is drawn: fast (low-polygon arm, box floor; the default) or full (the
+    original meshes). The physics is the same; the images are not, so eval checks it against the recording."""
+
+    fast = "fast"
+    full = "full"
+
+
 class ColorMode(StrEnum):
     rgb = "rgb"
     bgr = "bgr"
@@ -80,6 +88,7 @@ class SimRobotConfig:
     type: str = "sim_so101"
     id: str = "sim_so101"
     max_relative_target: float | None = bounded(None, gt=0)
+    render: RenderQuality = RenderQuality.fast
 
 
 @dataclass

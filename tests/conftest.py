@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+import runner.sim  # noqa: F401  (picks MuJoCo's GL backend before any test imports mujoco)
+
 REPO = Path(__file__).resolve().parent.parent
 PROBE = REPO / "tests" / "probe_stage.py"
 

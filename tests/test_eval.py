@@ -151,6 +151,9 @@ def test_camera_differences_refuse_by_default_or_run_logged_with_the_flag(traine
     assert json.loads((newest / "run.json").read_text())["checks"]["cameras"] == [
         "camera 'side': recorded 128x96, evaluating 96x96"
     ]
+    other_look = _eval(trained, "eval.checkpoint=last", "robot.render=full")
+    assert other_look.returncode == 2, other_look.stderr[-3000:]
+    assert "render: the recording's sim was drawn fast, robot.render=full now" in other_look.stderr
 
 
 def test_compare_names_what_is_missing(outputs_root):

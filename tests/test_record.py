@@ -54,6 +54,8 @@ def test_record_sim_demo_makes_a_lerobot_dataset(outputs_root):
     assert (run_dir / "dataset" / "meta" / "runner_episodes.csv").read_text() == (run_dir / "episodes.csv").read_text()
     record = json.loads((run_dir / "run.json").read_text())
     assert record["episodes"] == {"target": 3, "kept": 3, "discarded": 0, "successes": 3, "complete": True}
+    assert record["sim_world"] == {"render": "fast"}, "the default look, recorded"
+    assert json.loads((run_dir / "dataset" / "meta" / "runner_sim_world.json").read_text()) == {"render": "fast"}
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ episode costs nothing while the rest of its batch goes on. Rollouts can be recor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -66,6 +67,15 @@ def load_policy(folder: Path, device: str) -> LoadedPolicy:
         config, pretrained_path=str(folder), preprocessor_overrides={"device_processor": {"device": device}}
     )
     return LoadedPolicy(policy, preprocessor, postprocessor, folder)
+
+
+def weights_sha256(folder: Path) -> str:
+    """The sha256 of a policy folder's weights file: which bytes were evaluated."""
+    digest = hashlib.sha256()
+    with open(folder / "model.safetensors", "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def set_threads(threads: int) -> None:

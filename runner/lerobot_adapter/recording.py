@@ -88,6 +88,7 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
             "fps": cfg.episode.fps,
             "camera_sizes": sizes,
             "max_relative_target": robot.max_relative_target,
+            "render": robot.render.value,
         }
     else:
         cameras = {role: _camera_fields(cfg, role) for role in cfg.cameras}

@@ -33,6 +33,8 @@ class SimSO101Config(RobotConfig):
     # Camera role -> [width, height]; roles: wrist, side, top.
     camera_sizes: dict[str, list[int]] = field(default_factory=dict)
     max_relative_target: float | None = None
+    # fast or full: how the world is drawn (runner.sim.world).
+    render: str = "fast"
 
 
 class SimSO101(Robot):
@@ -59,7 +61,7 @@ class SimSO101(Robot):
 
     def connect(self, calibrate: bool = True) -> None:
         sizes = {role: (int(w), int(h)) for role, (w, h) in self.config.camera_sizes.items()}
-        self.world = PickPlaceWorld(sizes, control_dt=1.0 / self.config.fps)
+        self.world = PickPlaceWorld(sizes, control_dt=1.0 / self.config.fps, render=self.config.render)
         self.world.reset(0, Variation())
         _WORLDS[self.id] = self.world
 

@@ -25,10 +25,12 @@ class PickPlaceEnv(gym.Env):
         fps: int,
         max_steps: int,
         episodes: dict[int, tuple[str, Variation]],
+        render: str = "fast",
     ) -> None:
-        """``cameras``: role -> (width, height); ``episodes``: seed -> (instruction, scene variation)."""
+        """``cameras``: role -> (width, height); ``episodes``: seed -> (instruction, scene variation);
+        ``render``: how the world is drawn (fast or full, see ``runner.sim.world``)."""
         super().__init__()
-        self.world = PickPlaceWorld(cameras, control_dt=1.0 / fps)
+        self.world = PickPlaceWorld(cameras, control_dt=1.0 / fps, render=render)
         self.metadata = {"render_modes": ["rgb_array"], "render_fps": fps}
         self.render_mode = "rgb_array"
         self.episodes = episodes

@@ -21,6 +21,8 @@ from lerobot_env_so101.mujoco_env import _IK_DAMPING, _IK_ITERATIONS, ASSETS_DIR
 from lerobot_env_so101.pick_place_env import PLACE_SUCCESS_DISTANCE, SO101PickPlaceGymEnv
 from lerobot_env_so101.policy import DEFAULT_ACTION_SCALE
 
+from runner.sim.meshes import MESH_DIR
+
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 ARM_JOINTS = JOINTS[:5]
 # Where blocks and targets may be sampled: inside the arm's comfortable top-down reach.
@@ -31,7 +33,12 @@ TARGET_HALF_SIZE = 0.03
 # The grasp point this close to the cube counts as reaching it (metres).
 REACH_DISTANCE = 0.02
 PARKED = (-1.0, -1.0)
+# A geom group no camera draws (MuJoCo draws groups 0-2 by default).
+HIDDEN_GROUP = 4
 DISTRACTOR_COLOURS = ((0.1, 0.7, 0.2, 1), (0.9, 0.8, 0.1, 1), (0.9, 0.5, 0.1, 1))
+# How the world is drawn: "fast" (low-polygon arm, a floor drawn as one box) or "full" (the original meshes
+# and floor plane). Physics is the same in both; a policy trained on one look meets a shifted world in the other.
+RENDER_QUALITIES = ("fast", "full")
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,38 @@ WRIST_CAMERA_OFFSET = np.array([0.0, -0.055, -0.025])
 WRIST_CAMERA_LOOK = np.array([-0.008, 0.0, -0.11])
 
 
-def _scene_xml(directory: Path) -> Path:
+def _draw_fast(spec: mujoco.MjSpec) -> None:
+    """Draw the arm with the low-polygon meshes and the floor as one thin box, leaving physics untouched.
+
+    With software GL the 322k triangles of the visual meshes cost about 30 ms a 128x96 frame and the 3 m floor
+    plane (drawn as a grid of quads) about 5 ms; the decimated meshes and a box cost about 2 ms together. The
+    collision geoms keep the original meshes, and the floor plane stays for contacts, only hidden.
+    """
+    for mesh in list(spec.meshes):
+        spec.add_mesh(name=f"{mesh.name}_fast", file=str(MESH_DIR / Path(mesh.file).name))
+    for geom in spec.geoms:
+        if geom.type == mujoco.mjtGeom.mjGEOM_MESH and geom.classname.name == "visual":
+            geom.meshname = f"{geom.meshname}_fast"
+    floor = spec.geom("floor")
+    floor.group = HIDDEN_GROUP
+    spec.worldbody.add_geom(
+        name="floor_visual",
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[*floor.size[:2], 0.005],
+        pos=[0, 0, -0.005],
+        material=floor.material,
+        contype=0,
+        conaffinity=0,
+    )
+
+
+def _scene_xml(directory: Path, render: str) -> Path:
     """The lerobot-env-so101 scene plus our cube colour, target, distractors and cameras, as an MJCF file."""
     spec = mujoco.MjSpec.from_file(str(ASSETS_DIR / "pick_scene.xml"))
     spec.meshdir = str(ASSETS_DIR / "assets")
     spec.body("block").first_geom().rgba = [0.85, 0.1, 0.1, 1.0]
+    if render == "fast":
+        _draw_fast(spec)
 
     world = spec.worldbody
     target = world.add_body(name="target", mocap=True, pos=[0.2, 0.08, 0.0005])
@@ -110,7 +144,7 @@ def _scene_xml(directory: Path) -> Path:
     return path
 
 
-def _build_env(control_dt: float) -> SO101PickPlaceGymEnv:
+def _build_env(control_dt: float, render: str) -> SO101PickPlaceGymEnv:
     """lerobot-env-so101's pick-and-place env running on our extended scene.
 
     The env always loads its bundled scene, so we swap in the extended model after construction. Every body,
@@ -122,7 +156,7 @@ def _build_env(control_dt: float) -> SO101PickPlaceGymEnv:
     )
     original = env.model
     with tempfile.TemporaryDirectory(prefix="runner-sim-") as tmp:
-        model = mujoco.MjModel.from_xml_path(str(_scene_xml(Path(tmp))))
+        model = mujoco.MjModel.from_xml_path(str(_scene_xml(Path(tmp), render)))
     for kind, count in (("body", original.nbody), ("joint", original.njnt), ("actuator", original.nu)):
         names = [mujoco.mj_id2name(original, getattr(mujoco.mjtObj, f"mjOBJ_{kind.upper()}"), i) for i in range(count)]
         ours = [mujoco.mj_id2name(model, getattr(mujoco.mjtObj, f"mjOBJ_{kind.upper()}"), i) for i in range(count)]
@@ -138,12 +172,15 @@ def _build_env(control_dt: float) -> SO101PickPlaceGymEnv:
 class PickPlaceWorld:
     """One simulated arm, its workspace and its cameras, stepped in joint space every ``control_dt``."""
 
-    def __init__(self, cameras: dict[str, tuple[int, int]], control_dt: float) -> None:
-        """``cameras`` maps a role (wrist, side, top) to its (width, height)."""
+    def __init__(self, cameras: dict[str, tuple[int, int]], control_dt: float, render: str = "fast") -> None:
+        """``cameras`` maps a role (wrist, side, top) to its (width, height); ``render`` is fast or full."""
         unknown = set(cameras) - {"wrist", *STATIC_CAMERAS}
         if unknown:
             raise ValueError(f"the sim has no camera role {sorted(unknown)}; its roles are wrist, side, top")
-        self.env = _build_env(control_dt)
+        if render not in RENDER_QUALITIES:
+            raise ValueError(f"render is {render!r}; it is one of {', '.join(RENDER_QUALITIES)}")
+        self.render_quality = render
+        self.env = _build_env(control_dt, render)
         self.model, self.data = self.env.model, self.env.data
         self.control_dt = control_dt
         self.cameras = dict(cameras)

