@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml constraints.txt
 	done
 	@touch $(STAMP)
 
-# The whole loop in simulation: record -> train -> eval sweep -> compare, about 5 minutes on 2 CPU cores.
+# The whole loop in simulation, ending with a policy that learned: record -> train -> eval sweep -> compare,
+# about 4 minutes on 2 CPU cores (experiments/demo.yaml).
 demo: setup
-	$(VENV)/bin/runner pipeline experiment=sim_demo
+	$(VENV)/bin/runner pipeline experiment=demo
 
 # One pytest worker per core (pytest-xdist); tests sharing an expensive fixture stay in one worker. Tests
 # marked `alone` (emulated servos answering from a Python thread within LeRobot's packet timeout) run after,

@@ -246,7 +246,10 @@ class EarlyStopConfig:
     idle_s: float | None = bounded(None, gt=0)
     # Operator motion below this many degrees per frame counts as idle.
     idle_threshold_deg: float = bounded(0.2, gt=0)
+    # Simulation: end the episode once the task succeeds, after_success_s later. The frames after success
+    # show the gripper letting go and the arm retreating: a policy cannot learn a release it never sees.
     on_success: bool = True
+    after_success_s: float = bounded(1.0, ge=0)
 
 
 class ValidationMode(StrEnum):

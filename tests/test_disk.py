@@ -1,6 +1,7 @@
 """A disk that fills up or is read-only, for real: each test mounts a small tmpfs of its own as the outputs root
 (root only; skipped elsewhere), and fills it with a preallocated file while a stage writes."""
 
+import errno
 import json
 import os
 import subprocess
@@ -34,8 +35,19 @@ class Disk:
         return stats.f_bavail * stats.f_frsize
 
     def fill(self, leave: int) -> None:
+        """Grow the filler until at most ``leave`` bytes are free. A stage may be writing meanwhile, so the free
+        space is read again before each chunk, and a chunk the disk no longer has room for is halved."""
+        chunk = 8 * MB
         with open(self.filler, "ab") as f:
-            os.posix_fallocate(f.fileno(), f.tell(), max(0, self.free - leave))
+            while (want := self.free - leave) > 0:
+                try:
+                    os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, min(chunk, want))
+                except OSError as error:
+                    if error.errno != errno.ENOSPC:
+                        raise
+                    if chunk <= 4096:
+                        return  # the disk is full: nothing is left to take
+                    chunk //= 2
 
     def empty(self) -> None:
         self.filler.unlink(missing_ok=True)

