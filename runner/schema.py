@@ -10,6 +10,7 @@ behaviour, schedules) are added here.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -20,7 +21,8 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
     """A numeric field with the range its value must lie in (None is always allowed where the type is
-    Optional); checked for every key of the sections a stage reads, before its run starts."""
+    Optional); checked for every key of the sections a stage reads, before its run starts. The value must
+    also be finite: inf and nan are refused, null is how an Optional field says "no limit"."""
     return field(default=default, metadata={"bounds": {">=": ge, ">": gt, "<=": le}})
 
 
@@ -259,7 +261,13 @@ class ValidationMode(StrEnum):
 
 @dataclass
 class EpisodeConfig:
-    fps: int = bounded(30, ge=1)
+    # The control loop's rate (record, teleoperate). The bound refuses only what no SO-101 set-up can do (a
+    # typo such as 5000): one sync read plus one sync write of six STS3215 servos over the 1 Mbaud bus and
+    # its USB adapter take at least about 1 ms, and the fastest USB cameras give a few hundred fps at small
+    # sizes. 200 would refuse those, and teleoperate's uncapped loop (episode.fps=1000, as LeRobot's
+    # teleop_loop and benchmarks/bench_hardware.py run it). What one set-up keeps up with is measured while
+    # recording instead: a realtime loop below 90 % of fps for 2 s stops the recording (see record.py).
+    fps: int = bounded(30, ge=1, le=1000)
     # A cap, not a fixed length: episodes end early by key, idle detection or success.
     episode_time_s: float = bounded(60.0, gt=0)
     reset_time_s: float = bounded(10.0, ge=0)
@@ -498,6 +506,9 @@ def check_bounds(node: DictConfig | ListConfig, path: str = "") -> None:
         bounds = fields[key].metadata.get("bounds") if key in fields else None
         if bounds is None or value is None or isinstance(value, bool):
             continue
+        if not math.isfinite(value):  # inf passes a lower bound, and nan fails every bound confusingly
+            wanted = " and ".join(f"{r} {v:g}" for r, v in bounds.items() if v is not None)
+            raise ConfigError(full, f"is {value}, not a finite number", f"use a finite value {wanted}")
         for relation, limit in bounds.items():
             if limit is None:
                 continue
