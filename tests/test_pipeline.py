@@ -82,3 +82,28 @@ def test_pipeline_rejects_an_unknown_dataset_run_before_starting(outputs_root):
     result = run_runner("pipeline", "experiment=sim_demo", "pipeline.dataset_run=nope")
     assert result.returncode == 2 and "pipeline.dataset_run" in result.stderr
     assert not run_dirs(outputs_root)
+
+
+@pytest.mark.slow
+def test_the_demo_preset_at_a_reduced_size_compares_its_checkpoints_on_a_quiet_console(outputs_root):
+    """`make demo`'s preset, cut to CI size: every stage runs with the preset's cameras, policy and schedule
+    shape, the comparison is produced, and the console shows runner's lines, not LeRobot's INFO logging."""
+    result = run_runner(
+        "pipeline", "experiment=demo", "episode.num_episodes=3", "train.steps=20", "train.save_freq=10",
+        "train.log_freq=5", "eval.n_episodes=2", "episode.episode_time_s=3", timeout=1200,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    evals = _records(outputs_root, "eval")
+    assert sorted(e["metrics"]["checkpoint_step"] for e in evals) == [10, 20]
+    assert all(e["metrics"]["n_episodes"] == 2 for e in evals)
+    [compare] = _records(outputs_root, "compare")
+    [table] = outputs_root.rglob("comparison.md")
+    assert table.parent.name == compare["id"] and table.read_text().count("\n|") >= 3
+    assert "eval runs compared" in result.stdout and "vs best" in result.stdout
+    for lerobot_line in ("Using video codec", "pretrained_backbone_weights", "Loading weights", "updt_s"):
+        assert lerobot_line not in result.stderr + result.stdout, lerobot_line
+    [train] = _records(outputs_root, "train")
+    run_log = (outputs_root / "demo" / train["id"] / "run.log").read_text()
+    assert "updt_s" in run_log, "LeRobot's own lines are kept in run.log"
+    [record] = _records(outputs_root, "record")
+    assert record["sim_world"] == {"render": "fast"}
