@@ -2,6 +2,7 @@
 
 LeRobot logs its whole training config, a line per logged step and "Using video codec" per episode at INFO;
 they stay in run.log (every record goes there), so the console reads as runner's progress and results.
+runner's own detail for the record only is logged with ``extra=RUN_LOG_ONLY``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import logging
 
 CONSOLE_LOGGERS = ("runner", "hydra_plugins.runner_sweeper")
+RUN_LOG_ONLY = {"console": False}
 
 
 class RunnerOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or record.name.startswith(CONSOLE_LOGGERS)
+        if record.levelno >= logging.WARNING:
+            return True
+        return record.name.startswith(CONSOLE_LOGGERS) and getattr(record, "console", True)

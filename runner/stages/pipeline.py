@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from runner import outputs
 from runner.app import PIPELINE_ENV, Run, StageContext, resumed_config
 from runner.lerobot_adapter.checkpoints import last_step
+from runner.logs import RUN_LOG_ONLY
 
 log = logging.getLogger("runner.pipeline")
 
@@ -211,4 +212,4 @@ def _summary(children: Children) -> None:
         lines.append(f"  compare  {compare.id}  {compare.path}")
     lines.append(f"  pipeline {children.run.id}  {children.run.dir}")
     print("\n".join(lines), flush=True)
-    log.info("pipeline finished: %s", children.state)
+    log.info("pipeline finished: %s", children.state, extra=RUN_LOG_ONLY)
