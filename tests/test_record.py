@@ -11,6 +11,9 @@ import pytest
 from conftest import run_dirs, run_runner, start_runner, wait_for_log
 
 FAST = ["experiment=sim_demo", "episode.realtime=false"]
+# More than this machine's sim renders in real time: two full-look 640x480 cameras at 200 fps (~7 fps reached).
+TOO_SLOW = ["experiment=sim_demo", "episode.fps=200", "robot.render=full", "cameras.side.width=640",
+            "cameras.side.height=480", "cameras.wrist.width=640", "cameras.wrist.height=480"]  # fmt: skip
 
 
 def _episodes(run_dir):
@@ -51,6 +54,7 @@ def test_record_sim_demo_makes_a_lerobot_dataset(outputs_root):
     assert [r["kept"] for r in rows] == ["True"] * 3
     assert all(r["end_reason"] == "success" and r["success"] == "True" for r in rows), "success stops the episode"
     assert all(int(r["frames"]) < 150 for r in rows), "an episode is shorter than its cap"
+    assert all(float(r["period_p50_ms"]) > 0 and r["late_frames"] == "" for r in rows), "no deadlines, wall periods"
     assert (run_dir / "dataset" / "meta" / "runner_episodes.csv").read_text() == (run_dir / "episodes.csv").read_text()
     record = json.loads((run_dir / "run.json").read_text())
     assert record["episodes"] == {"target": 3, "kept": 3, "discarded": 0, "successes": 3, "complete": True}
@@ -71,9 +75,10 @@ def test_record_with_no_overrides_records_the_default_sim_dataset(outputs_root):
 
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_root):
-    process = start_runner("record", *FAST, "episode.num_episodes=4")
-    wait_for_log(process, "episode 2/4", "kept")
-    time.sleep(2.0)  # well into episode 3
+    # Realtime, so that an episode lasts seconds (about 5 s at 10 fps) and the kill lands inside episode 3.
+    process = start_runner("record", "experiment=sim_demo", "episode.num_episodes=4", "episode.realtime=true")
+    wait_for_log(process, "episode 3/4", "started")
+    time.sleep(1.5)
     process.kill()
     process.wait(timeout=30)
     [run_dir] = run_dirs(outputs_root)
@@ -144,6 +149,58 @@ def test_idle_operator_ends_the_episode(outputs_root):
     assert result.returncode == 0, result.stderr[-3000:]
     [row] = _episodes(run_dirs(outputs_root)[0])
     assert row["end_reason"] == "idle" and row["success"] == "True"
+
+
+@pytest.mark.slow
+def test_realtime_sim_record_reports_wall_time_periods_and_late_frames(outputs_root):
+    """Sim frames' timestamps are exactly 1/fps apart whatever the loop does: the periods are the wall clock's."""
+    result = run_runner(
+        "record", "experiment=sim_demo", "episode.realtime=true", "episode.fps=10", "episode.episode_time_s=2",
+        "episode.num_episodes=1", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    [row] = _episodes(run_dirs(outputs_root)[0])
+    assert row["kept"] == "True"
+    assert abs(float(row["period_p50_ms"]) - 100.0) < 3.0, row
+    assert float(row["period_p99_ms"]) >= float(row["period_p50_ms"])
+    assert 0 <= int(row["late_frames"]) < int(row["frames"]), row
+
+
+@pytest.mark.slow
+def test_realtime_record_that_cannot_keep_up_stops_within_seconds_keeping_its_episodes(outputs_root):
+    # One short episode kept first, without realtime (it ends after 11 frames: every frame counts as idle).
+    first = run_runner(
+        "record", *TOO_SLOW, "episode.realtime=false", "episode.num_episodes=1", "episode.episode_time_s=10",
+        "episode.early_stop.on_success=false", "episode.early_stop.idle_s=0.05",
+        "episode.early_stop.idle_threshold_deg=1000", timeout=600,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run_dir] = run_dirs(outputs_root)
+    assert [(r["kept"], r["end_reason"], r["late_frames"]) for r in _episodes(run_dir)] == [("True", "idle", "")]
+
+    # The next episode in real time: 2000 frames (10 s at 200 fps) if the loop kept up, minutes at ~7 fps.
+    behind = run_runner(
+        "record", f"resume={run_dir.name}", "episode.realtime=true", "episode.num_episodes=2",
+        "episode.early_stop.idle_s=null", timeout=600,
+    )  # fmt: skip
+    assert behind.returncode == 1, behind.stderr[-3000:]
+    assert "Traceback" not in behind.stderr
+    [message] = [line for line in behind.stderr.splitlines() if line.startswith("runner record: failed")]
+    for words in ["LoopTooSlow", "episode 2/2", "fps over its last 2 s", "below 80% of the episode.fps=200 asked",
+                  "the 1 kept before it are saved", "a lower episode.fps", "fewer or smaller cameras",
+                  "robot.render=fast", "episode.realtime=false"]:  # fmt: skip
+        assert words in message, message
+    kept, lost = _episodes(run_dir)
+    assert kept["kept"] == "True" and kept["dataset_episode"] == "0"
+    assert lost["kept"] == "False" and lost["end_reason"] == "fell_behind" and lost["dataset_episode"] == ""
+    assert float(lost["duration_s"]) < 5.0, "found within seconds, not at the end of the episode"
+    assert float(lost["achieved_fps"]) < 0.8 * 200 and int(lost["late_frames"]) > 0
+    assert float(lost["period_p50_ms"]) > 1000 / 200
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    dataset, info = _load(run_dir)
+    assert dataset.num_episodes == 1 and info["total_episodes"] == 1
+    assert dataset[len(dataset) - 1]["observation.images.side"].shape == (3, 480, 640)
+    assert not any((run_dir / "dataset").rglob("*.png")), "the discarded episode's staged frames are gone"
 
 
 def test_record_is_listed_by_help_and_composes():

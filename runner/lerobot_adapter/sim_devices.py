@@ -63,6 +63,8 @@ class SimSO101(Robot):
         sizes = {role: (int(w), int(h)) for role, (w, h) in self.config.camera_sizes.items()}
         self.world = PickPlaceWorld(sizes, control_dt=1.0 / self.config.fps, render=self.config.render)
         self.world.reset(0, Variation())
+        for role in sizes:  # the first frame of a camera sets up its GL context: not inside an episode's loop
+            self.world.render(role)
         _WORLDS[self.id] = self.world
 
     @property

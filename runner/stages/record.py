@@ -8,6 +8,7 @@ the next one starts. ``resume=<run>`` continues a run that was killed or stopped
 
 from __future__ import annotations
 
+import bisect
 import csv
 import itertools
 import logging
@@ -32,9 +33,17 @@ EPISODES_CSV = "episodes.csv"
 DATASET_DIR = "dataset"
 EPISODE_COLUMNS = [
     "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
-    "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "validation",
-    "repeated_frames",
+    "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "late_frames",
+    "validation", "repeated_frames",
 ]  # fmt: skip
+# A realtime loop's frame is late when it starts more than this after its deadline (see _loop_figures).
+LATE_S = 0.002
+# A realtime loop that reaches less than BEHIND_SHARE of episode.fps over its last BEHIND_WINDOW_S of wall time
+# ends the episode and stops the recording (see _check_keeping_up). Not 90 %: on a 2-core machine busy with a
+# training run, the default 30 fps sim loop, which keeps up, dipped to 88 % over 2 s (a few 50-120 ms frames);
+# a set-up that cannot keep up runs far below (7 fps of 200 with two 640x480 cameras, robot.render=full).
+BEHIND_WINDOW_S = 2.0
+BEHIND_SHARE = 0.8
 # A camera that repeats more of an episode's frames than this is flagged (it delivers fewer than asked).
 REPEATED_FRAMES_WARN = 0.1
 # Give up after this many attempts in a row that fail validation: the setup, not the operator, is wrong.
@@ -148,12 +157,13 @@ def _disk_full(run_id: str, root: Path, episode: int, total: int, kept: int, err
 
 
 def _lost_row(attempt: int, planned: PlannedEpisode, operator: str, frames: int, reason: str, error) -> dict:
-    """episodes.csv's row for an attempt that ended without an episode (its device or its disk gave out)."""
+    """episodes.csv's row for an attempt that ended without an episode (its device or its disk gave out, or
+    its loop fell behind)."""
     return {
         "attempt": attempt, "dataset_episode": "", "kept": False, "scenario": planned.scenario,
         "instruction": planned.instruction, "seed": planned.seed, "operator": operator, "success": "",
         "end_reason": reason, "frames": frames, "duration_s": "", "achieved_fps": "", "period_p50_ms": "",
-        "period_p99_ms": "", "validation": str(error),
+        "period_p99_ms": "", "late_frames": "", "validation": str(error),
     }  # fmt: skip
 
 
@@ -197,6 +207,46 @@ class RecordingStopped(RuntimeError):
         )
 
 
+class FellBehind(RuntimeError):
+    """A realtime loop ran well below episode.fps for seconds: its frames are not 1/fps apart."""
+
+    def __init__(self, rate: float, fps: int) -> None:
+        self.rate, self.fps = rate, fps
+        super().__init__(
+            f"fell behind: {rate:.1f} fps over the last {BEHIND_WINDOW_S:g} s of wall time, below "
+            f"{BEHIND_SHARE:.0%} of the {fps} asked"
+        )
+
+
+class LoopTooSlow(RuntimeError):
+    """The episode in progress was ended because its realtime loop fell behind; everything kept is saved."""
+
+    def __init__(self, behind: FellBehind, cfg: DictConfig, episode: int, total: int, kept: int, run_id: str) -> None:
+        sim = cfg.robot.type == "sim_so101"
+        changes = ["a lower episode.fps", "fewer or smaller cameras (cameras.<role>.width/height)"]
+        if sim:
+            if cfg.robot.get("render") == "full":
+                changes.append("robot.render=fast")
+            changes.append("episode.realtime=false (simulated time is exact however long a frame takes)")
+        else:
+            changes.append(
+                "a machine not busy with other work (check the cameras deliver episode.fps with `runner doctor`)"
+            )
+        resume = (
+            f"continue this run with `runner record resume={run_id} episode.realtime=false`, or start a new one"
+            if sim
+            else f"continue with `runner record resume={run_id}` once the machine keeps up, or start a new one"
+        )
+        before = f"the {kept} kept before it are saved and load" if kept else "no episode was kept before it"
+        super().__init__(
+            f"episode {episode}/{total}: the realtime loop reached {behind.rate:.1f} fps over its last "
+            f"{BEHIND_WINDOW_S:g} s, below {BEHIND_SHARE:.0%} of the episode.fps={behind.fps} asked, so its frames "
+            f"would not be 1/{behind.fps} s apart. That episode was ended and discarded; {before}. Ask less of "
+            f"the loop: {', '.join(changes[:-1])} or {changes[-1]}. A resumed run keeps its fps, cameras and "
+            f"render: {resume} with those changed"
+        )
+
+
 @dataclass
 class EpisodeResult:
     frames: int
@@ -230,8 +280,18 @@ class Display:
 
 
 def _record_episode(
-    robot, teleop, recorder, frames_log, planned: PlannedEpisode, cfg: DictConfig, keys, display, header: str
+    robot,
+    teleop,
+    recorder,
+    frames_log,
+    ticks: list[float],
+    planned: PlannedEpisode,
+    cfg: DictConfig,
+    keys,
+    display,
+    header: str,
 ) -> EpisodeResult:
+    """Run one episode's control loop; ``ticks`` gets the wall time (perf_counter) each frame starts at."""
     episode = cfg.episode
     period = 1.0 / episode.fps
     cap = max(1, round(episode.episode_time_s * episode.fps))
@@ -244,6 +304,9 @@ def _record_episode(
     start = time.perf_counter()
     for index in range(cap):
         tick = time.perf_counter()
+        ticks.append(tick)
+        if episode.realtime:
+            _check_keeping_up(ticks, episode.fps)
         try:
             observation = robot.get_observation()
             action = teleop.get_action()
@@ -288,13 +351,38 @@ def _record_episode(
     return EpisodeResult(cap, elapsed, robot.is_success() if sim else None, "time_cap")
 
 
-def _loop_periods(stamps: list[float]) -> dict[str, float | str]:
-    """Median and 99th-percentile time between frames (wall time on a real robot, sim time in simulation)."""
-    periods = sorted(b - a for a, b in itertools.pairwise(stamps))
+def _check_keeping_up(ticks: list[float], fps: int) -> None:
+    """Raise FellBehind when the frames started over the last BEHIND_WINDOW_S of wall time came at less than
+    BEHIND_SHARE of ``fps``. Checked at every frame once the window has passed since the second frame: the
+    first frame's own period carries one-off costs (the first render, a camera's first read), and the loop
+    never makes up for a late frame (each frame is due one period after the previous one started)."""
+    now = ticks[-1]
+    if len(ticks) < 3 or now - ticks[1] < BEHIND_WINDOW_S:
+        return
+    first = bisect.bisect_left(ticks, now - BEHIND_WINDOW_S, lo=1)
+    if first >= len(ticks) - 1:  # a single frame took the whole window
+        first = len(ticks) - 2
+    rate = (len(ticks) - 1 - first) / (now - ticks[first])
+    if rate < BEHIND_SHARE * fps:
+        raise FellBehind(rate, fps)
+
+
+def _loop_figures(ticks: list[float], fps: int, realtime: bool) -> dict[str, float | int | str]:
+    """Median and 99th-percentile wall time between frame starts, and the late frames.
+
+    Wall time (perf_counter at the top of each frame of the control loop), in simulation too: the frames' own
+    timestamps are sim time there, exactly 1/fps apart however slowly the loop runs. A realtime loop sleeps
+    until each frame's deadline, one period after the previous frame started; a frame is late when it starts
+    more than LATE_S after that deadline (its period exceeds 1/fps by more than LATE_S). The first frame has
+    no deadline. Without realtime there are no deadlines: the periods are how fast the loop ran, and
+    late_frames is empty (not 0, which would claim every frame was on time)."""
+    periods = [b - a for a, b in itertools.pairwise(ticks)]
+    late = sum(p > 1.0 / fps + LATE_S for p in periods) if realtime else ""
     if not periods:
-        return {"period_p50_ms": "", "period_p99_ms": ""}
-    p50, p99 = (periods[min(len(periods) - 1, int(q * len(periods)))] for q in (0.5, 0.99))
-    return {"period_p50_ms": round(1000 * p50, 2), "period_p99_ms": round(1000 * p99, 2)}
+        return {"period_p50_ms": "", "period_p99_ms": "", "late_frames": late if ticks else ""}
+    ordered = sorted(periods)
+    p50, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.5, 0.99))
+    return {"period_p50_ms": round(1000 * p50, 2), "period_p99_ms": round(1000 * p99, 2), "late_frames": late}
 
 
 def _sleep_until(deadline: float) -> None:
@@ -395,12 +483,15 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             if hasattr(teleop, "start_episode"):
                 teleop.start_episode(planned.seed, practice=table.attempts)
             frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
+            ticks: list[float] = []
             header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
             if disk.free_bytes(dataset_root) < need:
                 raise _disk_full(run.id, dataset_root, kept + 1, len(plan), kept, None, need)
             log.info("%s · started", header)
             try:
-                result = _record_episode(robot, teleop, recorder, frames_log, planned, cfg, keys, display, header)
+                result = _record_episode(
+                    robot, teleop, recorder, frames_log, ticks, planned, cfg, keys, display, header
+                )
                 failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
                 keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
                 if keep:
@@ -409,6 +500,14 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                 recorder.discard_episode()
                 table.append(_lost_row(table.attempts, planned, operator, len(frames_log.rows), "device_lost", error))
                 raise RecordingStopped(error, kept + 1, len(plan), recorder.num_episodes, run.id) from error
+            except FellBehind as error:
+                recorder.discard_episode()
+                frames, duration = len(frames_log.rows), ticks[-1] - ticks[0]
+                row = _lost_row(table.attempts, planned, operator, frames, "fell_behind", error)
+                row.update(duration_s=round(duration, 3), achieved_fps=round(frames / max(duration, 1e-9), 2))
+                table.append(row | _loop_figures(ticks[:-1], cfg.episode.fps, cfg.episode.realtime))
+                log.error("%s · %d frames · %.1f s · %s · discarded", header, frames, duration, error)
+                raise LoopTooSlow(error, cfg, kept + 1, len(plan), recorder.num_episodes, run.id) from error
             except Exception as error:
                 full = disk.disk_error(error)
                 if full is None:
@@ -436,7 +535,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                     "frames": result.frames,
                     "duration_s": round(result.duration_s, 3),
                     "achieved_fps": round(result.frames / max(result.duration_s, 1e-9), 2),
-                    **_loop_periods([row["timestamp"] for row in frames_log.rows]),
+                    **_loop_figures(ticks, cfg.episode.fps, cfg.episode.realtime),
                     "validation": "; ".join(failures) or "ok",
                     "repeated_frames": " ".join(f"{role}={count}" for role, count in repeated.items()),
                 }
