@@ -75,10 +75,13 @@ def test_record_with_no_overrides_records_the_default_sim_dataset(outputs_root):
 
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_root):
-    # Realtime, so that an episode lasts seconds (about 5 s at 10 fps) and the kill lands inside episode 3.
-    process = start_runner("record", "experiment=sim_demo", "episode.num_episodes=4", "episode.realtime=true")
+    # 300-frame episodes (no early stop): at least 3 s each however fast the machine (two cameras and the
+    # physics take over 10 ms a frame), so a kill 1 s after episode 3 starts lands inside it.
+    long_episodes = ["episode.num_episodes=4", "episode.episode_time_s=30", "episode.early_stop.on_success=false",
+                     "episode.early_stop.idle_s=null"]  # fmt: skip
+    process = start_runner("record", *FAST, *long_episodes)
     wait_for_log(process, "episode 3/4", "started")
-    time.sleep(1.5)
+    time.sleep(1.0)
     process.kill()
     process.wait(timeout=30)
     [run_dir] = run_dirs(outputs_root)
