@@ -98,9 +98,10 @@ def _probe(code: str, env: dict[str, str] | None = None, timeout: float = 60) ->
     return result.returncode == 0, lines[-1] if lines else f"exit code {result.returncode}"
 
 
+# The encoders behind dataset.vcodec's choices: h264 (the default) is libx264 in PyAV's FFmpeg.
 VIDEO_PROBE = """
 import av
-names = [c for c in ("libsvtav1", "libx264", "h264", "mpeg4") if c in av.codecs_available]
+names = [c for c in ("libx264", "libx265", "libsvtav1", "libaom-av1") if c in av.codecs_available]
 encoders = []
 for name in names:
     try:
@@ -114,14 +115,14 @@ print(",".join(encoders))
 
 def check_video() -> list[Check]:
     ok, detail = _probe(VIDEO_PROBE)
+    encoders = detail.split(",") if ok and detail else []
     if not ok:
         checks = [Check("video (pyav)", FAIL, detail, INSTALL_FIX)]
-    elif "libsvtav1" in detail.split(","):
+    elif "libx264" in encoders:
         checks = [Check("video (pyav)", OK, f"encoders: {detail}")]
-    elif detail:
-        checks = [
-            Check("video (pyav)", WARN, f"no AV1 encoder; available: {detail}", "set dataset.vcodec to one of them")
-        ]
+    elif encoders:
+        fix = "set dataset.vcodec=libsvtav1" if "libsvtav1" in encoders else "set dataset.vcodec=hevc"
+        checks = [Check("video (pyav)", WARN, f"no H.264 encoder (dataset.vcodec=h264); available: {detail}", fix)]
     else:
         checks = [Check("video (pyav)", FAIL, "pyav has no usable video encoder", INSTALL_FIX)]
     if shutil.which("ffmpeg"):

@@ -75,6 +75,22 @@ class RenderQuality(StrEnum):
     full = "full"
 
 
+class VideoCodec(StrEnum):
+    """The cameras' video codec, as LeRobot names its encoders (its libaom-av1 is left out: libsvtav1 encodes
+    AV1 many times faster). auto picks a hardware encoder when one is there."""
+
+    h264 = "h264"
+    hevc = "hevc"
+    libsvtav1 = "libsvtav1"
+    auto = "auto"
+    h264_nvenc = "h264_nvenc"
+    hevc_nvenc = "hevc_nvenc"
+    h264_vaapi = "h264_vaapi"
+    h264_qsv = "h264_qsv"
+    h264_videotoolbox = "h264_videotoolbox"
+    hevc_videotoolbox = "hevc_videotoolbox"
+
+
 class ColorMode(StrEnum):
     rgb = "rgb"
     bgr = "bgr"
@@ -293,7 +309,20 @@ class EpisodeConfig:
 class DatasetConfig:
     repo_id: str = "local/runner"
     video: bool = True
-    streaming_encoding: bool = False
+    # The cameras' video codec. h264 by measurement (benchmarks/bench_codec.py, 2 CPU cores): encoded while
+    # recording, a frame costs 0.4-0.5x of LeRobot's default (libsvtav1) after rendering at 128x96 and 0.2-0.4x
+    # at 640x480 (AV1: 0.5-0.7x), files are 35-45% smaller at LeRobot's settings (crf 30, a keyframe every 2
+    # frames; PSNR 1 dB lower), and training decodes it (LeRobotDataset, pyav) as fast as AV1 at real cameras'
+    # 640x480 (0.9-1.2x). At sim_demo's 128x96 it decodes at 0.65-0.8x of AV1: libsvtav1 suits long trainings
+    # on small images. hevc is slower to encode and to decode.
+    # Every decoder has h264 (browsers, the Hub's viewer, NVDEC). A resumed dataset keeps the codec it has.
+    vcodec: VideoCodec = VideoCodec.h264
+    # Encode while recording (LeRobot's thread per camera) instead of staging PNGs and encoding after each
+    # episode: 0.3-0.7x of the time per frame after rendering, and almost no wait after an episode (on 2 cores,
+    # two 640x480 cameras wait about a minute after a 60 s episode otherwise). Crash-safe as before: a kill
+    # mid-episode leaves an unfinished video that resume= removes. An episode whose encoder fell behind and
+    # dropped a frame is refused (LeRobot would keep a video shorter than its data).
+    streaming_encoding: bool = True
     push_to_hub: bool = False
     private: bool = True
 

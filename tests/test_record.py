@@ -63,6 +63,7 @@ def test_record_sim_demo_makes_a_lerobot_dataset(outputs_root):
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the default loop is realtime at 30 fps: two parallel test workers on 2 cores slow it below 80 %
 def test_record_with_no_overrides_records_the_default_sim_dataset(outputs_root):
     result = run_runner("record", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -78,7 +79,7 @@ def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_r
     # 300-frame episodes (no early stop): at least 3 s each however fast the machine (two cameras and the
     # physics take over 10 ms a frame), so a kill 1 s after episode 3 starts lands inside it.
     long_episodes = ["episode.num_episodes=4", "episode.episode_time_s=30", "episode.early_stop.on_success=false",
-                     "episode.early_stop.idle_s=null"]  # fmt: skip
+                     "episode.early_stop.idle_s=null", "dataset.streaming_encoding=false"]  # fmt: skip
     process = start_runner("record", *FAST, *long_episodes)
     wait_for_log(process, "episode 3/4", "started")
     time.sleep(1.0)
@@ -235,3 +236,75 @@ def test_resume_keeps_the_runs_own_cameras_and_a_raised_target(outputs_root):
     assert again.returncode == 0 and "recording 2 episodes (2 already kept)" in again.stderr
     dataset, _ = _load(run_dir)
     assert dataset.num_episodes == 2 and dataset.meta.camera_keys == ["observation.images.side"]
+
+
+def _video_codecs(run_dir) -> set[str]:
+    """The codec of every video file in the run's dataset, read from the files themselves."""
+    import av
+
+    codecs = set()
+    for video in (run_dir / "dataset" / "videos").rglob("*.mp4"):
+        with av.open(str(video)) as container:
+            codecs.add(container.streams.video[0].codec.canonical_name)
+    return codecs
+
+
+@pytest.mark.slow
+def test_default_videos_are_h264_encoded_while_recording_and_a_kill_leaves_no_partial_video(outputs_root):
+    # 300-frame episodes (no early stop), so that a kill 1 s after episode 2 starts lands inside it, while its
+    # videos are being encoded.
+    long_episodes = ["episode.num_episodes=2", "episode.episode_time_s=30", "episode.early_stop.on_success=false",
+                     "episode.early_stop.idle_s=null"]  # fmt: skip
+    process = start_runner("record", *FAST, *long_episodes)
+    wait_for_log(process, "videos: h264, encoded while recording")
+    wait_for_log(process, "episode 2/2", "started")
+    time.sleep(1.0)
+    process.kill()
+    process.wait(timeout=30)
+    [run_dir] = run_dirs(outputs_root)
+    root = run_dir / "dataset"
+    assert list(root.glob("tmp*/*.mp4")), "the killed episode's videos were being encoded"
+    assert not (root / "images").exists(), "nothing is staged as PNG"
+
+    resumed = run_runner("record", f"resume={run_dir.name}", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not list(root.glob("tmp*")), "the unfinished videos are gone"
+    dataset, info = _load(run_dir)
+    assert dataset.num_episodes == 2
+    assert {info["features"][key]["info"]["video.codec"] for key in dataset.meta.video_keys} == {"h264"}
+    assert _video_codecs(run_dir) == {"h264"}
+    _decode_everything(dataset)
+
+
+@pytest.mark.slow
+def test_dataset_vcodec_and_streaming_encoding_make_the_dataset_and_a_resume_keeps_its_codec(outputs_root):
+    lerobot_defaults = ["dataset.vcodec=libsvtav1", "dataset.streaming_encoding=false"]
+    first = run_runner("record", *FAST, "episode.num_episodes=1", *lerobot_defaults, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "videos: libsvtav1, encoded after each episode" in first.stderr
+    [run_dir] = run_dirs(outputs_root)
+    dataset, info = _load(run_dir)
+    assert {info["features"][key]["info"]["video.codec"] for key in dataset.meta.video_keys} == {"av1"}
+    assert dataset[len(dataset) - 1]["observation.images.side"].shape == (3, 96, 128)
+
+    # A run saved before dataset.vcodec existed resumes with today's default in its config: its dataset's new
+    # episodes are still AV1, as meta/info.json says of every episode.
+    saved = run_dir / ".hydra" / "config.yaml"
+    saved.write_text("".join(line for line in saved.read_text().splitlines(True) if "vcodec:" not in line))
+    resumed = run_runner("record", f"resume={run_dir.name}", "episode.num_episodes=2", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "the dataset's videos are libsvtav1: its new episodes are too, not dataset.vcodec=h264" in resumed.stderr
+    dataset, _ = _load(run_dir)
+    assert dataset.num_episodes == 2 and _video_codecs(run_dir) == {"av1"}
+    _decode_everything(dataset)
+
+
+def test_the_schemas_video_codecs_are_ones_lerobot_encodes():
+    """dataset.vcodec's choices are checked by the schema, before LeRobot is imported: a LeRobot upgrade that
+    drops one of them fails here, not in a user's recording."""
+    from lerobot.configs.video import VALID_VIDEO_CODECS
+
+    from runner.schema import VideoCodec
+
+    assert {codec.value for codec in VideoCodec} <= VALID_VIDEO_CODECS
+    assert set(VALID_VIDEO_CODECS) - {codec.value for codec in VideoCodec} == {"libaom-av1"}

@@ -5,7 +5,9 @@ frames go through LeRobot's default processors and ``build_dataset_frame`` exact
 episodes are written by ``LeRobotDataset``. What runner adds is crash safety: every kept episode is
 finalized (parquet footers and metadata on disk) and the dataset reopened, so a SIGKILL loses at most the
 episode being recorded; and each save is a transaction (``SavedState``), so a save that fails half-way (a
-full disk, a kill) is rolled back to the episodes kept before it.
+full disk, a kill) is rolled back to the episodes kept before it. With streaming encoding (the default) each
+camera's video is encoded while the episode is recorded; an episode whose encoder fell behind and dropped a
+frame is refused, and the unfinished video a kill leaves is removed when the run resumes.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import draccus
 import numpy as np
 from lerobot.cameras import CameraConfig
 from lerobot.cameras.opencv import configuration_opencv  # noqa: F401  (registers the opencv camera type)
 from lerobot.cameras.realsense import configuration_realsense  # noqa: F401  (registers intelrealsense)
+from lerobot.configs.video import RGBEncoderConfig, encoder_config_from_video_info
 from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features, image_writer
 from lerobot.processor import make_default_processors
 from lerobot.robots import (
@@ -47,6 +51,7 @@ from runner import outputs
 from runner.errors import ConfigError
 from runner.hardware.cameras import EMULATED_PREFIX
 from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
+from runner.schema import DatasetConfig
 
 log = logging.getLogger("runner.hardware")
 STAGED_IMAGES = "images"
@@ -340,11 +345,75 @@ class _FrameWriteErrors(logging.Filter):
         return len(self.errors) == 1
 
 
+def video_encoder(vcodec: str, settings: dict | None = None) -> RGBEncoderConfig:
+    """LeRobot's encoder for ``dataset.vcodec``, with its defaults (a keyframe every 2 frames, crf 30) unless
+    ``settings`` (a video feature's info in meta/info.json) says otherwise."""
+    try:
+        if settings is not None:
+            return encoder_config_from_video_info(settings)
+        return RGBEncoderConfig(vcodec=str(vcodec))
+    except ValueError as error:  # not a codec LeRobot knows, or one this PyAV build cannot encode
+        recorded = f" (the dataset's videos are {settings.get('video.codec')}, as its new episodes must be)"
+        raise ConfigError(
+            "dataset.vcodec",
+            f"is '{vcodec}'{recorded if settings is not None else ''}: {error}",
+            "use h264 (the default), hevc or libsvtav1; a dataset's codec cannot change on resume",
+        ) from None
+
+
+def recorded_video_info(root: Path) -> dict | None:
+    """How a dataset's videos were encoded (a video feature's info in meta/info.json); None before the first."""
+    info = root / META / "info.json"
+    if not info.exists():
+        return None
+    for feature in json.loads(info.read_text()).get("features", {}).values():
+        if feature.get("dtype") == "video" and "video.codec" in (feature.get("info") or {}):
+            return feature["info"]
+    return None
+
+
+class EncoderFellBehind(RuntimeError):
+    """LeRobot's streaming encoder dropped frames of the episode: its video would be shorter than its data."""
+
+    def __init__(self, dropped: dict[str, int]) -> None:
+        counts = ", ".join(f"{n} of {key.removeprefix('observation.images.')}" for key, n in dropped.items())
+        super().__init__(
+            f"the video encoder fell behind and dropped frames ({counts}): the episode was not kept. "
+            "Record with dataset.streaming_encoding=false (videos are encoded after each episode) or a faster "
+            "dataset.vcodec"
+        )
+
+
 class DatasetRecorder:
     """One LeRobot dataset being recorded: frames in, episodes kept or discarded, always loadable."""
 
-    def __init__(self, root: Path, repo_id: str, fps: int, robot: Robot, use_videos: bool, resume: bool) -> None:
+    def __init__(
+        self,
+        root: Path,
+        repo_id: str,
+        fps: int,
+        robot: Robot,
+        use_videos: bool,
+        resume: bool,
+        vcodec: str = DatasetConfig.vcodec,
+        streaming_encoding: bool = DatasetConfig.streaming_encoding,
+    ) -> None:
         self.root, self.repo_id, self.fps = root, repo_id, fps
+        self.streaming_encoding = streaming_encoding
+        # A resumed dataset goes on with the encoder its videos were made with (a run saved before
+        # dataset.vcodec existed has today's default in its config, not the codec on disk): meta/info.json
+        # holds one codec for every episode, and merging datasets joins their videos by stream copy.
+        recorded = recorded_video_info(root) if resume else None
+        self.encoder = video_encoder(vcodec, recorded)
+        if recorded is not None and self.encoder.vcodec != video_encoder(vcodec).vcodec:
+            log.warning("the dataset's videos are %s: its new episodes are too, not dataset.vcodec=%s",
+                        self.encoder.vcodec, vcodec)  # fmt: skip
+        if use_videos:
+            when = "while recording" if streaming_encoding else "after each episode"
+            log.info("videos: %s, encoded %s", self.encoder.vcodec, when)
+            # LeRobot's encoder threads hand FFmpeg's log back to FFmpeg's own printer when they finish, which
+            # would print the encoder's statistics (libx264's) on the console: errors only.
+            av.logging.set_libav_level(av.logging.ERROR)
         teleop_processor, _, self._observation_processor = make_default_processors()
         self.features = combine_feature_dicts(
             aggregate_pipeline_dataset_features(
@@ -362,6 +431,7 @@ class DatasetRecorder:
         self._write_errors = _FrameWriteErrors()
         logging.getLogger(image_writer.__name__).addFilter(self._write_errors)
         if resume:
+            self._remove_unsaved_videos()
             self.dataset = self._reopen()
             if self.dataset.fps != fps:
                 raise ConfigError(
@@ -377,6 +447,8 @@ class DatasetRecorder:
                 use_videos=use_videos,
                 image_writer_threads=2 * self._n_cameras,
                 video_backend=VIDEO_BACKEND,
+                rgb_encoder=self.encoder,
+                streaming_encoding=self.streaming_encoding,
             )
 
     def _reopen(self) -> LeRobotDataset:
@@ -385,6 +457,8 @@ class DatasetRecorder:
             root=self.root,
             video_backend=VIDEO_BACKEND,
             image_writer_threads=2 * self._n_cameras,
+            rgb_encoder=self.encoder,
+            streaming_encoding=self.streaming_encoding,
         )
 
     @property
@@ -405,6 +479,7 @@ class DatasetRecorder:
         """
         self._wait_for_frames()
         self.raise_write_error()
+        self._raise_dropped_frames()
         state = SavedState(self.root)
         state.take()
         try:
@@ -414,6 +489,7 @@ class DatasetRecorder:
             with contextlib.suppress(Exception):
                 self.dataset.finalize()  # closes LeRobot's writers before their files are removed
             state.restore()
+            self._remove_unsaved_videos()
             self.dataset = self._reopen()
             raise
         state.drop()
@@ -423,6 +499,21 @@ class DatasetRecorder:
         """Raise the first error of a camera frame that could not be written to disk, if any."""
         if self._write_errors.errors:
             raise self._write_errors.errors[0]
+
+    def _raise_dropped_frames(self) -> None:
+        """With streaming encoding, LeRobot drops a frame its encoder has no room for (and only logs it): the
+        video would then be shorter than the episode's data and every later frame shown at the wrong time."""
+        encoder = getattr(self.dataset.writer, "_streaming_encoder", None)  # LeRobot 0.6.1's names
+        dropped = {key: n for key, n in getattr(encoder, "_dropped_frames", {}).items() if n}
+        if dropped:
+            raise EncoderFellBehind(dropped)
+
+    def _remove_unsaved_videos(self) -> None:
+        """LeRobot encodes an episode's videos in a temporary folder of the dataset (``tmp*``) and moves them in
+        place when it saves the episode: a kill or a failed save before that leaves the folder behind."""
+        for folder in self.root.glob("tmp*"):
+            if folder.is_dir() and all(p.suffix == ".mp4" for p in folder.rglob("*") if p.is_file()):
+                shutil.rmtree(folder)
 
     def _wait_for_frames(self) -> None:
         """Until every staged frame is on disk, or its write error logged."""

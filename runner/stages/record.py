@@ -450,8 +450,9 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         if teleop is not None:
             teleop.connect()
         recorder = recording.DatasetRecorder(
-            dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None
-        )
+            dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None,
+            vcodec=cfg.dataset.vcodec, streaming_encoding=cfg.dataset.streaming_encoding,
+        )  # fmt: skip
         run.add_artifact(DATASET_DIR)
         if cfg.robot.type == "sim_so101":
             world = {"render": cfg.robot.render.value}
