@@ -8,7 +8,7 @@
 4. Evaluation: steps/s of `runner eval` (metrics.json) against a bare loop that steps, renders and runs the
    same policy through LeRobot's processors on the same seeds (goal >= 0.8x).
 5. Realtime recording at 30 fps with wrist + side cameras: wall-clock loop period p50/p99 and late frames.
-6. With --demo: the wall time of `runner pipeline experiment=sim_demo` (`make demo` after set-up) and its table.
+6. With --demo: the wall time of `runner pipeline experiment=demo` (`make demo` after set-up) and its table.
 
 Usage: .venv/bin/python benchmarks/bench_sim.py [--episodes 3] [--demo]
 """
@@ -139,7 +139,7 @@ def bare_eval_loop(policy_folder: Path, seeds: list[int], max_steps: int) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--episodes", type=int, default=3)
-    parser.add_argument("--demo", action="store_true", help="also time `runner pipeline experiment=sim_demo`")
+    parser.add_argument("--demo", action="store_true", help="also time `runner pipeline experiment=demo` (make demo)")
     args = parser.parse_args()
 
     print("1. one 128x96 frame, software GL:")
@@ -191,13 +191,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "RUNNER_OUTPUTS": str(Path(tmp) / "outputs"), "HF_HUB_OFFLINE": "1"}
             start = time.perf_counter()
-            result = subprocess.run([RUNNER, "pipeline", "experiment=sim_demo"], env=env, capture_output=True,
+            result = subprocess.run([RUNNER, "pipeline", "experiment=demo"], env=env, capture_output=True,
                                     text=True)  # fmt: skip
             wall = time.perf_counter() - start
             if result.returncode != 0:
                 raise SystemExit(result.stderr[-3000:])
             [table] = Path(tmp).rglob("comparison.md")
-            print(f"6. `runner pipeline experiment=sim_demo`: {wall / 60:.1f} min wall (goal <= 6 min)")
+            print(f"6. `runner pipeline experiment=demo`: {wall / 60:.1f} min wall (goal <= 6 min)")
             print(table.read_text())
 
 
