@@ -440,7 +440,8 @@ def _job_context(stage: Stage, cfg: DictConfig, argv: list[str]) -> StageContext
         outputs_root=Path(cfg.paths.outputs),
         sweep=sweep,
         argv=argv,
-        overrides=list(hydra_cfg.overrides.task),
+        # Unresolved: an override's value is text (`key=${...}`), not an interpolation of Hydra's own config.
+        overrides=OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False),
     )
 
 
@@ -561,7 +562,8 @@ def begin_sweep(config: DictConfig) -> None:
     os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
     experiment = config.hydra.runtime.choices.get("experiment") or DEFAULT_EXPERIMENT
     record = _sweep_record(sweep_dir.name, os.environ.get(STAGE_ENV), experiment, sys.argv[1:], sys.argv,
-                           config.hydra.overrides.task, Redactor())  # fmt: skip
+                           OmegaConf.to_container(config.hydra.overrides.task, resolve=False),
+                           Redactor())  # fmt: skip
     outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record)
 
 

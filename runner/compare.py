@@ -249,7 +249,8 @@ def main(argv: list[str]) -> int:
     try:
         rows, skipped = collect(root, args.refs)
     except CompareError as error:
-        print(f"runner compare: {error}. Give a sweep id, latest-sweep or eval run ids (see `runner runs`).",
+        reason = str(error).rstrip(".")
+        print(f"runner compare: {reason}. Give a sweep id, latest-sweep or eval run ids (see `runner runs`).",
               file=sys.stderr)  # fmt: skip
         return 2
     best = analyse(rows)

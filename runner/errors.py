@@ -64,7 +64,7 @@ def _omegaconf_paragraph(error: Any, command: str) -> str:
 
     key = getattr(error, "full_key", None) or "?"
     object_type = getattr(error, "object_type", None)
-    message = str(getattr(error, "msg", error)).splitlines()[0]
+    message = (str(getattr(error, "msg", None) or error).splitlines() or [type(error).__name__])[0]
     if isinstance(error, ConfigKeyError) or "not in struct" in message or "not in '" in message:
         valid = _fields_of(object_type)
         leaf = key.rsplit(".", 1)[-1]
