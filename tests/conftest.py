@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,18 @@ def wait_for_log(process: subprocess.Popen, *words: str) -> None:
         if all(word in line for word in words):
             return
     raise AssertionError(f"the process ended without logging {words}")
+
+
+def wait_until(condition, what: str, timeout: float = 120, process: subprocess.Popen | None = None) -> None:
+    """Poll ``condition`` until it holds: synchronise on what a test waits for, not on a sleep. Fails when the
+    time is up or ``process`` ended first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended (exit {process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.02)
 
 
 def start_probe(*args: str, env: dict | None = None) -> subprocess.Popen:

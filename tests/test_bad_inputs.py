@@ -66,7 +66,13 @@ def _refused(stage: str, args: list[str], root: Path, capsys) -> str:
 
 def _check(case: dict, root: Path, capsys) -> None:
     stderr = _refused(case["stage"], case["args"], root, capsys)
-    paragraph = next((line for line in stderr.splitlines() if line.startswith("Config error")), stderr)
+    # The one paragraph runner prints: a config error, or else a command's own refusal ("runner compare: ...");
+    # never the whole of stderr, where an argparse usage line echoing the argument would pass.
+    lines = stderr.splitlines()
+    paragraphs = [line for line in lines if line.startswith("Config error")]
+    paragraphs = paragraphs or [line for line in lines if line.startswith(f"runner {case['stage']}:")]
+    assert len(paragraphs) == 1, f"one refusal paragraph, got:\n{stderr[-3000:]}"
+    [paragraph] = paragraphs
     for word in case["words"]:
         assert word in paragraph, f"{word!r} missing from: {paragraph}"
 
@@ -110,20 +116,62 @@ VALUES = st.one_of(
 KEYS = st.one_of(st.sampled_from(SCALAR_KEYS), st.sampled_from(SCALAR_KEYS).map(lambda k: k + "x"))
 
 
+def _validate(stage_name: str, overrides: list[str]) -> None:
+    """Compose ``overrides`` as Hydra composes a run's config, then run every check a run goes through before
+    it starts (``runner.app.validate_job``: the schema's bounds, the job's checks and the stage's own, up to the
+    point where the stage would create its run), without starting it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    from runner.app import CONF_DIR, register_resolvers, validate_job
+    from runner.cli import STAGES
+    from runner.schema import register_schemas
+
+    register_schemas()
+    register_resolvers()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        validate_job(STAGES[stage_name], cfg, ["runner", stage_name, *overrides])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=KEYS, value=VALUES)
-def test_fuzzed_overrides_compose_or_fail_naming_the_key(key, value, tmp_path, capsys, clean_environment):
-    """Any override either composes into a config the schema accepts, or fails as a config error that names
-    the key (never a traceback). `--cfg job` composes and validates without running the stage."""
-    from runner.cli import main
+def test_fuzzed_overrides_pass_every_check_or_fail_naming_the_key(key, value, tmp_path, clean_environment):
+    """Any override either passes every check a record run makes before it starts, or fails as a config error
+    whose paragraph names the key; never another exception, and nothing is written either way."""
+    from runner.errors import format_config_error, is_config_error
 
     os.environ["RUNNER_OUTPUTS"] = str(tmp_path / "outputs")
-    code = main(["record", f"{key}={value}", "--cfg", "job"])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err, captured.err[-3000:]
-    if code == 0:
-        return
-    assert code == 2, captured.err[-3000:]
-    paragraph = next(line for line in captured.err.splitlines() if line.startswith("Config error"))
-    assert key.split(".")[0] in paragraph or "malformed override" in paragraph, paragraph
+    os.environ["RUNNER_STAGE"] = "record"
+    try:
+        _validate("record", [f"{key}={value}"])
+    except Exception as error:  # what is raised is the subject
+        assert is_config_error(error), f"{key}={value} raised {type(error).__name__}: {error}"
+        paragraph = format_config_error(error, "runner record")
+        assert key.split(".")[0] in paragraph or "malformed override" in paragraph, paragraph
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("episode.fps=-3", ["`episode.fps`", ">= 1"]),
+        ("episode.episode_time_s=inf", ["`episode.episode_time_s`", "not a finite number"]),
+        ("cameras.side.width=0", ["`cameras.side.width`"]),
+    ],
+)
+def test_the_fuzzers_checks_are_a_runs_checks(override, words, tmp_path, clean_environment):
+    """Values that compose (`--cfg job` prints them) but no run accepts: the fuzzer's validation refuses them."""
+    from runner.errors import format_config_error
+
+    os.environ["RUNNER_OUTPUTS"] = str(tmp_path / "outputs")
+    os.environ["RUNNER_STAGE"] = "record"
+    with pytest.raises(Exception) as caught:
+        _validate("record", [override])
+    paragraph = format_config_error(caught.value, "runner record")
+    for word in words:
+        assert word in paragraph, paragraph

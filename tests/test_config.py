@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 from probe_stage import PROBE
 
 from runner import schema
-from runner.app import CONF_DIR, register_resolvers
+from runner.app import CONF_DIR, _check_complete, register_resolvers
 from runner.cli import STAGES
+from runner.errors import ConfigError
 from runner.redact import is_secret_name
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
@@ -53,16 +54,36 @@ def test_experiments_folder_is_the_experiment_group():
     assert (CONF_DIR / "experiment").resolve() == (REPO / "experiments").resolve()
 
 
+# What a preset leaves for its user to give on the command line (its comments say so): a local model folder.
+USER_SUPPLIED = {"so101_pick_place": {"policy.vlm_path": "/models/SmolVLM2-500M-Video-Instruct"}}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-@pytest.mark.parametrize(
-    "stage", sorted({PROBE.name: PROBE, **STAGES}.values(), key=lambda s: s.name), ids=lambda s: s.name
-)
-def test_every_experiment_composes_for_every_stage(experiment, stage):
-    cfg = _compose(f"experiment={experiment}")
-    # Everything resolves; values left ??? on purpose (e.g. a local model path) stay visible as missing.
-    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    for section in stage.uses:
-        assert section in cfg, f"{stage.name} reads {section}, which {experiment} must compose"
+def test_every_experiment_gives_every_stage_what_it_reads(experiment):
+    """The check each run makes before it starts (runner.app._check_complete): the sections the stage reads have
+    no value left ??? and resolve, and every value is within its schema bounds, once the user gives what the
+    preset asks for. A preset that left another key a stage needs unset, or set one out of range, fails here."""
+    given = USER_SUPPLIED.get(experiment, {})
+    cfg = _compose(f"experiment={experiment}", *(f"{key}={value}" for key, value in given.items()))
+    for stage in [PROBE, *STAGES.values()]:
+        _check_complete(cfg, stage.uses)
+    bare = _compose(f"experiment={experiment}")
+    for stage in [PROBE, *STAGES.values()]:  # without them, exactly the stages that read them refuse, naming them
+        needed = [key for key in given if key.split(".")[0] in stage.uses]
+        if not needed:
+            _check_complete(bare, stage.uses)
+            continue
+        with pytest.raises(ConfigError) as caught:
+            _check_complete(bare, stage.uses)
+        assert caught.value.key in needed
+
+
+def test_the_completeness_check_names_a_missing_key_a_stage_reads():
+    cfg = _compose("experiment=sim_demo", "task.instruction=???")
+    _check_complete(cfg, ("dataset",))  # a section without the missing key is fine
+    with pytest.raises(ConfigError) as caught:
+        _check_complete(cfg, STAGES["record"].uses)
+    assert caught.value.key == "task.instruction"
 
 
 def _options(group: str) -> list[str]:

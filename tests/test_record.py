@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from conftest import run_dirs, run_runner, start_runner, wait_for_log
+from conftest import run_dirs, run_runner, start_runner, wait_for_log, wait_until
 
 FAST = ["experiment=sim_demo", "episode.realtime=false"]
 # More than this machine's sim renders in real time: two full-look 640x480 cameras at 200 fps (~7 fps reached).
@@ -76,13 +76,15 @@ def test_record_with_no_overrides_records_the_default_sim_dataset(outputs_root):
 
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_root):
-    # 300-frame episodes (no early stop): at least 3 s each however fast the machine (two cameras and the
-    # physics take over 10 ms a frame), so a kill 1 s after episode 3 starts lands inside it.
+    # 300-frame episodes (no early stop): at least 3 s each however fast the machine, so a kill as soon as
+    # episode 3 has staged a frame lands inside it.
     long_episodes = ["episode.num_episodes=4", "episode.episode_time_s=30", "episode.early_stop.on_success=false",
                      "episode.early_stop.idle_s=null", "dataset.streaming_encoding=false"]  # fmt: skip
     process = start_runner("record", *FAST, *long_episodes)
     wait_for_log(process, "episode 3/4", "started")
-    time.sleep(1.0)
+    [run_dir] = run_dirs(outputs_root)
+    staged = run_dir / "dataset" / "images"
+    wait_until(lambda: any(staged.rglob("episode-000002/*.png")), "episode 3 staged a frame", process=process)
     process.kill()
     process.wait(timeout=30)
     [run_dir] = run_dirs(outputs_root)
@@ -215,8 +217,7 @@ def test_record_is_listed_by_help_and_composes():
 
 def test_sigterm_stops_recording_cleanly(outputs_root):
     process = start_runner("record", *FAST, "episode.num_episodes=3")
-    wait_for_log(process, "recording 3 episodes")
-    time.sleep(1.0)
+    wait_for_log(process, "episode 1/3", "started")
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
     assert process.returncode == 143
@@ -251,18 +252,19 @@ def _video_codecs(run_dir) -> set[str]:
 
 @pytest.mark.slow
 def test_default_videos_are_h264_encoded_while_recording_and_a_kill_leaves_no_partial_video(outputs_root):
-    # 300-frame episodes (no early stop), so that a kill 1 s after episode 2 starts lands inside it, while its
-    # videos are being encoded.
+    # 300-frame episodes (no early stop), so that a kill as soon as episode 2's videos are being written lands
+    # inside it.
     long_episodes = ["episode.num_episodes=2", "episode.episode_time_s=30", "episode.early_stop.on_success=false",
                      "episode.early_stop.idle_s=null"]  # fmt: skip
     process = start_runner("record", *FAST, *long_episodes)
     wait_for_log(process, "videos: h264, encoded while recording")
     wait_for_log(process, "episode 2/2", "started")
-    time.sleep(1.0)
-    process.kill()
-    process.wait(timeout=30)
     [run_dir] = run_dirs(outputs_root)
     root = run_dir / "dataset"
+    wait_until(lambda: any(v.stat().st_size for v in root.glob("tmp*/*.mp4")), "episode 2's videos being written",
+               process=process)  # fmt: skip
+    process.kill()
+    process.wait(timeout=30)
     assert list(root.glob("tmp*/*.mp4")), "the killed episode's videos were being encoded"
     assert not (root / "images").exists(), "nothing is staged as PNG"
 
