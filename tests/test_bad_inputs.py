@@ -6,6 +6,7 @@ instead of a fresh interpreter each), plus property-based fuzzing of overrides w
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,8 @@ def test_the_corpus_covers_every_stage_and_group():
     assert keys >= {"robot", "teleop", "cameras", "host", "task", "episode", "dataset", "policy", "train", "eval",
                     "pipeline", "resume", "policy_run", "dataset_run", "sweep", "duration_s"}  # fmt: skip
     assert len(CASES) >= 60
+    quoted = re.search(r"`tests/bad_inputs/` \((\d+) cases\)", (REPO / "RELIABILITY.md").read_text())
+    assert quoted and int(quoted.group(1)) == len(CASES), "RELIABILITY.md quotes the corpus's size"
 
 
 # --- fuzzing ------------------------------------------------------------------------------------------
