@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import pty
+import shutil
 import signal
 import time
 
@@ -237,6 +238,21 @@ def test_resume_keeps_the_runs_own_cameras_and_a_raised_target(outputs_root):
     assert again.returncode == 0 and "recording 2 episodes (2 already kept)" in again.stderr
     dataset, _ = _load(run_dir)
     assert dataset.num_episodes == 2 and dataset.meta.camera_keys == ["observation.images.side"]
+
+
+def test_a_run_killed_before_its_dataset_had_metadata_resumes_from_scratch(outputs_root):
+    """A kill while LeRobot creates the dataset leaves its folder without meta/info.json (the kill matrix hit
+    it through a pipeline): resuming records the whole plan instead of asking the Hub for the dataset."""
+    first = run_runner("record", *FAST, "cameras=sim_side_small", "episode.num_episodes=1", timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    [run_dir] = run_dirs(outputs_root)
+    dataset = run_dir / "dataset"
+    shutil.rmtree(dataset)
+    dataset.mkdir()  # what the kill leaves: LeRobot's folder, nothing in it yet
+    resumed = run_runner("record", f"resume={run_dir.name}", "episode.num_episodes=2", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    loaded, _ = _load(run_dir)
+    assert loaded.num_episodes == 2
 
 
 def _video_codecs(run_dir) -> set[str]:

@@ -400,6 +400,11 @@ class DatasetRecorder:
     ) -> None:
         self.root, self.repo_id, self.fps = root, repo_id, fps
         self.streaming_encoding = streaming_encoding
+        if resume and not (root / META / "info.json").exists():
+            # Killed while LeRobot was creating the dataset, before its metadata: nothing was saved, and
+            # LeRobot would look for the dataset on the Hub. Start it afresh.
+            shutil.rmtree(root, ignore_errors=True)
+            resume = False
         # A resumed dataset goes on with the encoder its videos were made with (a run saved before
         # dataset.vcodec existed has today's default in its config, not the codec on disk): meta/info.json
         # holds one codec for every episode, and merging datasets joins their videos by stream copy.
