@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.runner-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test test-fast matrix lint bench clean-venv
+.PHONY: setup demo test test-fast matrix cluster lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -36,16 +36,20 @@ demo: setup
 # marked `alone` (emulated servos answering from a Python thread within LeRobot's packet timeout) run after,
 # with nothing else competing for the cores.
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix and not alone"
-	$(PY) -m pytest -q -m "alone and not matrix"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix and not cluster and not alone"
+	$(PY) -m pytest -q -m "alone and not matrix and not cluster"
 
 test-fast: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix and not alone"
-	$(PY) -m pytest -q -m "alone and not slow and not matrix"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix and not cluster and not alone"
+	$(PY) -m pytest -q -m "alone and not slow and not matrix and not cluster"
 
 # The kill matrix (RELIABILITY.md): RUNNER_MATRIX_POINTS kill points per stage (default 3).
 matrix: setup
 	$(PY) -m pytest -q -s -m matrix tests/test_kill_matrix.py
+
+# Every test of tests/test_slurm.py on a single-node SLURM cluster it starts (root and apt, or slurm-wlm + munge).
+cluster: setup
+	$(PY) -m pytest -q tests/test_slurm.py
 
 lint: setup
 	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins

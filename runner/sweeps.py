@@ -6,6 +6,7 @@ the submitting process, before any stage is loaded.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,3 +73,59 @@ def launcher_identity() -> dict[str, Any] | None:
             "partition": os.environ.get("SLURM_JOB_PARTITION"),
         }
     return identity
+
+
+# sacct's answer on a cluster without accounting (AccountingStorageType=accounting_storage/none).
+NO_ACCOUNTING = "accounting storage is disabled"
+
+
+def watch_slurm_without_accounting() -> None:
+    """Let submitit follow SLURM jobs on a cluster without accounting, where every sacct call fails.
+
+    submitit learns a job's state only from sacct. Without it a job that ends without a result (scancel, a
+    node lost, the OOM killer) is never seen to end, and the sweep waits forever; and each poll prints
+    sacct's error and submitit's warning (twice) to the console. From the first such failure on, this
+    asks squeue instead (it keeps finished jobs for the cluster's MinJobAge, 300 s by default) and says so
+    once.
+    """
+    import subprocess
+    import time
+
+    from submitit.slurm import slurm
+
+    watcher = slurm.SlurmInfoWatcher
+    if getattr(watcher, "runner_without_accounting", None) is not None:
+        return
+    log = logging.getLogger(__name__)
+
+    def update(self: slurm.SlurmInfoWatcher) -> None:
+        command = self._make_command()
+        if command is None:
+            return
+        self._num_calls += 1
+        if not watcher.runner_without_accounting:
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0 and NO_ACCOUNTING in done.stderr:
+                watcher.runner_without_accounting = True
+                log.warning("this SLURM cluster has no accounting (sacct: %s): job states come from squeue",
+                            done.stderr.strip())  # fmt: skip
+        if watcher.runner_without_accounting:
+            jobs = ",".join(command[i + 1] for i, arg in enumerate(command) if arg == "-j")
+            squeue = ["squeue", "--states=all", "--noheader", "--array", "--format=%i|%T|%N", f"--jobs={jobs}"]
+            done = subprocess.run(squeue, capture_output=True, text=True, check=False)
+            output = "JobID|State|NodeList\n" + done.stdout  # sacct's --parsable2 layout, which read_info takes
+        else:
+            output = done.stdout
+        if done.returncode == 0:
+            self._info_dict.update(self.read_info(output))
+        elif watcher.runner_without_accounting:  # a job purged after MinJobAge: its result file still ends it
+            log.debug("call #%d - squeue failed: %s", self.num_calls, done.stderr.strip())
+        else:
+            log.warning("call #%d - sacct failed, job states may be stale: %s", self.num_calls, done.stderr.strip())
+        self._last_status_check = time.time()
+        for job_id in self._registered - self._finished:
+            if self.is_done(job_id, mode="cache"):
+                self._finished.add(job_id)
+
+    watcher.runner_without_accounting = False
+    watcher.update = update

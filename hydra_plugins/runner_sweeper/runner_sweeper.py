@@ -96,7 +96,10 @@ class RunnerSweeper(BasicSweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.task_function = task_function
-        from runner.sweeps import SWEEP_RESUME_ENV
+        from runner.sweeps import SWEEP_RESUME_ENV, watch_slurm_without_accounting
+
+        if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
+            watch_slurm_without_accounting()
 
         if os.environ.get(SWEEP_RESUME_ENV):
             self.launcher = _PendingJobsLauncher(self.launcher, str(config.hydra.sweep.dir))  # type: ignore[assignment]
