@@ -32,15 +32,40 @@ def _trials(stage: str) -> list[tuple[int, signal.Signals, float]]:
     return [(i, rng.choice(SIGNALS), rng.uniform(0.1, 0.9)) for i in range(POINTS)]
 
 
-def _kill_at(args: list[str], env: dict, fraction: float, signum: signal.Signals, full_s: float) -> int:
+# Every trial's outcome, for the summary the module prints at its end: what RELIABILITY.md quotes.
+OUTCOMES: list[tuple[str, bool]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def matrix_summary():
+    yield
+    for stage in sorted({s for s, _ in OUTCOMES}):
+        hits = [hit for s, hit in OUTCOMES if s == stage]
+        print(f"\nMATRIX SUMMARY {stage}: {len(hits)} kills survived: {sum(hits)} hit a live run, "
+              f"{len(hits) - sum(hits)} landed after it had ended")  # fmt: skip
+
+
+def _kill_at(args: list[str], env: dict, fraction: float, signum: signal.Signals, full_s: float) -> tuple[int, bool]:
     """Start the stage, wait until its run exists, then `fraction` of a full run's duration, send `signum`;
-    the exit code. (Before the run exists nothing is written: that case is the bad-input corpus's.)"""
+    the exit code, and whether the kill hit a live run (the process still running and its run.json still
+    `running`) rather than one that had already ended. (Before the run exists nothing is written: that case
+    is the bad-input corpus's.)"""
     process = start_runner(*args, env=env)
-    wait_for_log(process, " run ", " -> ")
+    run_json = Path(_wait_for_run_line(process).split(" -> ", 1)[1].strip()) / "run.json"
     time.sleep(fraction * full_s)
+    # A sweep is live while its process runs (its first job's run may have ended, the next one's not begun).
+    live = process.poll() is None and ("-m" in args or json.loads(run_json.read_text())["status"] == "running")
     process.send_signal(signum)
     process.communicate(timeout=300)
-    return process.returncode
+    return process.returncode, live
+
+
+def _wait_for_run_line(process) -> str:
+    """The stage's first log line, `<stage> run <id> -> <run dir>`: its run exists from then on."""
+    for line in process.stderr:
+        if " run " in line and " -> " in line:
+            return line
+    raise AssertionError("the stage ended without starting its run")
 
 
 def _run_info(root: Path, stage: str):
@@ -78,10 +103,7 @@ def test_record_killed_keeps_its_episodes_and_resumes_to_its_target(trial, tmp_p
     _, signum, fraction = trial
     root = tmp_path / "outputs"
     env = {"RUNNER_OUTPUTS": str(root)}
-    code = _kill_at(RECORD, env, fraction, signum, record_full_s)
-    if not run_dirs(root):
-        print(f"MATRIX record {signum.name} at {fraction:.2f}: killed before its run started (exit {code})")
-        return
+    code, live = _kill_at(RECORD, env, fraction, signum, record_full_s)
     run = _run_info(root, "record")
     _check_record_and_settle(run)
     dataset = run.path / "dataset"
@@ -99,8 +121,13 @@ def test_record_killed_keeps_its_episodes_and_resumes_to_its_target(trial, tmp_p
     assert final.meta.total_episodes == 3
     listed = {r["id"]: r["status"] for r in json.loads(run_runner("runs", "--json", env=env).stdout)}
     assert listed[run.id] == "succeeded"
-    print(f"MATRIX record {signum.name} at {fraction:.2f}: status {run.status}, {kept_before} episodes kept, "
-          f"resumed to 3")  # fmt: skip
+    OUTCOMES.append(("record", live))
+    print(f"MATRIX record {signum.name} at {fraction:.2f}: {_hit(live)}, exit {code}, status {run.status}, "
+          f"{kept_before} episodes kept, resumed to 3")  # fmt: skip
+
+
+def _hit(live: bool) -> str:
+    return "hit a live run" if live else "landed after the run had ended"
 
 
 def _recorded(tmp_path_factory, name: str) -> Path:
@@ -128,12 +155,8 @@ def test_train_killed_keeps_only_whole_checkpoints_and_resumes_to_its_target(tri
     _, signum, fraction = trial
     env = {"RUNNER_OUTPUTS": str(recorded_root)}
     before = {d.name for d in run_dirs(recorded_root)}
-    code = _kill_at(TRAIN, env, fraction, signum, train_full_s)
-    new = [d for d in run_dirs(recorded_root) if d.name not in before]
-    if not new:
-        print(f"MATRIX train {signum.name} at {fraction:.2f}: killed before its run started (exit {code})")
-        return
-    [run_dir] = new
+    code, live = _kill_at(TRAIN, env, fraction, signum, train_full_s)
+    [run_dir] = [d for d in run_dirs(recorded_root) if d.name not in before]
     from runner import outputs
 
     run = next(r for r in outputs.list_runs(recorded_root) if r.id == run_dir.name)
@@ -145,14 +168,18 @@ def test_train_killed_keeps_only_whole_checkpoints_and_resumes_to_its_target(tri
     last = output / "checkpoints" / "last"
     if last.exists():
         load_policy(last.resolve())
-    if not saved:
-        print(f"MATRIX train {signum.name} at {fraction:.2f}: status {run.status}, no checkpoint yet (not resumable)")
-        return
     resumed = run_runner("train", f"resume={run.id}", env=env, timeout=900)
+    OUTCOMES.append(("train", live))
+    if not saved:  # killed before its first checkpoint: nothing to resume, said so before anything is written
+        assert resumed.returncode == 2 and "saved no checkpoint" in resumed.stderr, resumed.stderr[-3000:]
+        assert not last.exists()
+        print(f"MATRIX train {signum.name} at {fraction:.2f}: {_hit(live)}, exit {code}, status {run.status}, "
+              "no checkpoint yet: resume refused (train anew)")  # fmt: skip
+        return
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert max(checkpoints(output)) == 8
-    print(f"MATRIX train {signum.name} at {fraction:.2f}: status {run.status}, checkpoints {sorted(saved)} "
-          f"loaded, resumed to 8")  # fmt: skip
+    print(f"MATRIX train {signum.name} at {fraction:.2f}: {_hit(live)}, exit {code}, status {run.status}, "
+          f"checkpoints {sorted(saved)} loaded, resumed to 8")  # fmt: skip
 
 
 def _settled(root: Path, env: dict, timeout: float = 180) -> dict[str, str]:
@@ -195,7 +222,7 @@ def test_eval_sweep_killed_keeps_whole_job_results_and_resumes_only_the_rest(tri
     _, signum, fraction = trial
     env = {"RUNNER_OUTPUTS": str(trained_root)}
     before = {s.id for s in outputs.list_sweeps(trained_root)}
-    code = _kill_at(EVAL_SWEEP, env, fraction, signum, eval_sweep_full_s)
+    code, live = _kill_at(EVAL_SWEEP, env, fraction, signum, eval_sweep_full_s)
     _settled(trained_root, env)
     [sweep] = [s for s in outputs.list_sweeps(trained_root) if s.id not in before]
     finished = [r for r in sweep.runs() if r.status == "succeeded"]
@@ -209,8 +236,9 @@ def test_eval_sweep_killed_keeps_whole_job_results_and_resumes_only_the_rest(tri
     compared = run_runner("compare", sweep.id, "--json", env=env)
     assert compared.returncode == 0, compared.stderr[-3000:]
     assert len(json.loads(compared.stdout)["rows"]) == 2
-    print(f"MATRIX eval-sweep {signum.name} at {fraction:.2f}: exit {code}, {len(finished)} of 2 jobs kept, "
-          f"resumed {2 - len(finished)}, compared 2")  # fmt: skip
+    OUTCOMES.append(("eval-sweep", live))
+    print(f"MATRIX eval-sweep {signum.name} at {fraction:.2f}: {_hit(live)}, exit {code}, "
+          f"{len(finished)} of 2 jobs kept, resumed {2 - len(finished)}, compared 2")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +255,7 @@ def test_pipeline_killed_resumes_to_a_comparison_without_redoing_finished_stages
     _, signum, fraction = trial
     root = tmp_path / "outputs"
     env = {"RUNNER_OUTPUTS": str(root)}
-    code = _kill_at(["pipeline", *TINY], env, fraction, signum, pipeline_full_s)
+    code, live = _kill_at(["pipeline", *TINY], env, fraction, signum, pipeline_full_s)
     statuses = _settled(root, env)
     [pipeline] = [r for r in run_dirs(root) if "-pipeline-" in r.name]
     resumed = run_runner("pipeline", f"resume={pipeline.name}", env=env, timeout=1800)
@@ -239,5 +267,6 @@ def test_pipeline_killed_resumes_to_a_comparison_without_redoing_finished_stages
         assert len(succeeded) == 1, (stage, [(r["id"], r["status"]) for r in records.values()])
     recorded = [r for r in records.values() if r["stage"] == "record"]
     assert len(recorded) == 1  # a recording is never started twice
-    print(f"MATRIX pipeline {signum.name} at {fraction:.2f}: exit {code}, children then "
+    OUTCOMES.append(("pipeline", live))
+    print(f"MATRIX pipeline {signum.name} at {fraction:.2f}: {_hit(live)}, exit {code}, children then "
           f"{sorted(s for i, s in statuses.items() if i != pipeline.name)}, resumed to a comparison")  # fmt: skip
