@@ -2,18 +2,20 @@
 
 1. Steps/s, runner vs lerobot-train, same run (goal >= 0.97x): the training-loop rate, measured as the
    marginal cost of extra steps ((T(long) - T(short)) / (long - short) steps, whole processes, so start-up
-   cancels out), and the end-to-end rate of the long run (start-up included).
+   cancels out), and the end-to-end rate of the long run (start-up included). Both on the CPU, the same
+   dataset, policy sizes, batch and seed; --repeats interleaved rounds (the order alternates), medians.
 2. Checkpoint size and save time per policy (ACT as sim_demo uses it, Diffusion at LeRobot's sizes).
-3. Peak RAM (max RSS) of `runner train` with ACT on the sim_demo dataset.
+3. Peak RAM (max RSS) of each training process, runner's and lerobot-train's (os.wait4: that child only).
 
-Records a small sim_demo dataset first (or reuses --dataset-run from RUNNER_OUTPUTS).
-Usage: .venv/bin/python benchmarks/bench_train.py [--short 20] [--steps 80] [--episodes 3]
+Records a small sim_demo dataset first.
+Usage: .venv/bin/python benchmarks/bench_train.py [--short 20] [--steps 80] [--episodes 3] [--repeats 3]
 """
 
 import argparse
+import itertools
 import json
 import os
-import resource
+import statistics
 import subprocess
 import tempfile
 import time
@@ -26,15 +28,17 @@ ACT_SMALL = {"chunk_size": 10, "n_action_steps": 10, "dim_model": 64, "dim_feedf
 
 
 def timed(command: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and the peak RSS (MB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024
+    """Wall seconds and the peak RSS (MB) of that child process alone (its own rusage, from os.wait4)."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            log.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{log.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss // 1024
 
 
 def main() -> None:
@@ -42,6 +46,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=20)
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         outputs = Path(tmp) / "outputs"
@@ -52,11 +57,14 @@ def main() -> None:
         )  # fmt: skip
         [dataset] = outputs.rglob("dataset/meta/info.json")
         dataset = dataset.parent.parent
-        common = ["experiment=sim_demo", "train.num_workers=0", "train.batch_size=8", "train.log_freq=10"]
+        common = ["experiment=sim_demo", "train.num_workers=0", "train.batch_size=8", "train.log_freq=10",
+                  "train.device=cpu", "train.seed=1000"]  # fmt: skip
 
         def runner_train(steps: int) -> tuple[float, int]:
             return timed([str(BIN / "runner"), "train", *common, f"train.steps={steps}", f"train.save_freq={steps}"],
                          env)  # fmt: skip
+
+        runs = itertools.count()  # lerobot-train refuses an output directory that exists
 
         def lerobot_train(steps: int) -> tuple[float, int]:
             command = [
@@ -64,25 +72,35 @@ def main() -> None:
                 "--dataset.video_backend=pyav", "--policy.type=act", "--policy.device=cpu",
                 "--policy.push_to_hub=false", "--policy.pretrained_backbone_weights=null",
                 *(f"--policy.{k}={v}" for k, v in ACT_SMALL.items()),
-                f"--output_dir={Path(tmp) / f'lerobot-train-{steps}'}", "--num_workers=0", "--batch_size=8",
-                "--log_freq=10", f"--steps={steps}", f"--save_freq={steps}", "--seed=1000",
+                f"--output_dir={Path(tmp) / f'lerobot-train-{steps}-{next(runs)}'}", "--num_workers=0",
+                "--batch_size=8", "--log_freq=10", f"--steps={steps}", f"--save_freq={steps}", "--seed=1000",
             ]  # fmt: skip
             return timed(command, env)
 
-        # Interleaved, so machine-load drift hits both alike.
-        runner_short, _ = runner_train(args.short)
-        lerobot_short, _ = lerobot_train(args.short)
-        runner_long, runner_peak = runner_train(args.steps)
-        lerobot_long, _ = lerobot_train(args.steps)
-        extra = args.steps - args.short
-        runner_rate, lerobot_rate = extra / (runner_long - runner_short), extra / (lerobot_long - lerobot_short)
-        print(f"training, ACT (sim_demo size) on {args.episodes} sim_demo episodes, batch 8, CPU, {args.steps} steps")
-        print(f"  training loop      runner {runner_rate:5.2f} steps/s · lerobot-train {lerobot_rate:5.2f} steps/s · "
-              f"ratio {runner_rate / lerobot_rate:4.2f} x (goal >= 0.97 x)")  # fmt: skip
-        print(f"  end to end         runner {args.steps / runner_long:5.2f} steps/s ({runner_long:.1f} s) · "
-              f"lerobot-train {args.steps / lerobot_long:5.2f} steps/s ({lerobot_long:.1f} s) · "
-              f"ratio {lerobot_long / runner_long:4.2f} x")  # fmt: skip
-        print(f"  peak RAM of runner train: {runner_peak} MB")
+        # Interleaved rounds, the order alternating, so machine-load drift hits both alike; medians over rounds.
+        arms = {"runner": runner_train, "lerobot-train": lerobot_train}
+        loop_rates, long_s, peaks = {a: [] for a in arms}, {a: [] for a in arms}, {a: [] for a in arms}
+        for round_ in range(args.repeats):
+            order = list(arms) if round_ % 2 == 0 else list(reversed(arms))
+            short = {arm: arms[arm](args.short)[0] for arm in order}
+            for arm in order:
+                seconds, peak = arms[arm](args.steps)
+                loop_rates[arm].append((args.steps - args.short) / (seconds - short[arm]))
+                long_s[arm].append(seconds)
+                peaks[arm].append(peak)
+        rate = {arm: statistics.median(v) for arm, v in loop_rates.items()}
+        wall = {arm: statistics.median(v) for arm, v in long_s.items()}
+        spread = {arm: f"{min(v):.2f}-{max(v):.2f}" for arm, v in loop_rates.items()}
+        print(f"training, ACT (sim_demo size) on {args.episodes} sim_demo episodes, batch 8, CPU, {args.steps} steps, "
+              f"median of {args.repeats} interleaved rounds")  # fmt: skip
+        print(f"  training loop      runner {rate['runner']:5.2f} steps/s ({spread['runner']}) · lerobot-train "
+              f"{rate['lerobot-train']:5.2f} steps/s ({spread['lerobot-train']}) · "
+              f"ratio {rate['runner'] / rate['lerobot-train']:4.2f} x (goal >= 0.97 x)")  # fmt: skip
+        print(f"  end to end         runner {args.steps / wall['runner']:5.2f} steps/s ({wall['runner']:.1f} s) · "
+              f"lerobot-train {args.steps / wall['lerobot-train']:5.2f} steps/s ({wall['lerobot-train']:.1f} s) · "
+              f"ratio {wall['lerobot-train'] / wall['runner']:4.2f} x")  # fmt: skip
+        print(f"  peak RAM of the training process: runner {max(peaks['runner'])} MB · "
+              f"lerobot-train {max(peaks['lerobot-train'])} MB")  # fmt: skip
         diffusion_overrides = ["policy=diffusion", "train.steps=2", "train.save_freq=2"]
         subprocess.run([str(BIN / "runner"), "train", *common, *diffusion_overrides], env=env, check=True,
                        capture_output=True)  # fmt: skip
