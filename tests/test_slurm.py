@@ -37,6 +37,13 @@ def _env(cluster: SlurmCluster, outputs: Path, **extra: str) -> dict[str, str]:
     return {**cluster.env, "RUNNER_OUTPUTS": str(outputs), **extra}
 
 
+def _probe_sweep(cluster: SlurmCluster, root: Path, *overrides: str, **settings: int):
+    """A probe-stage sweep on the test cluster that must succeed; its finished process."""
+    result = run_probe(*_on(cluster, **settings), *overrides, env=_env(cluster, root, **PROBE_ENV), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def _runs(root: Path, stage: str | None = None) -> list[dict]:
     from runner import outputs
 
@@ -67,9 +74,7 @@ def _check_one_array(cluster: SlurmCluster, runs: list[dict], n_jobs: int) -> st
 @pytest.mark.slow
 def test_a_probe_sweep_is_one_slurm_array_and_each_run_records_its_job(cluster, tmp_path):
     root = tmp_path / "outputs"
-    result = run_probe(*_on(cluster), "episode.reset_time_s=0", "task.instruction=a,b,c",
-                       env=_env(cluster, root, **PROBE_ENV), timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    _probe_sweep(cluster, root, "episode.reset_time_s=0", "task.instruction=a,b,c")
     runs = _runs(root)
     array = _check_one_array(cluster, runs, 3)
     sweep = runs[0]["dir"].parent
@@ -83,9 +88,7 @@ def test_a_probe_sweep_is_one_slurm_array_and_each_run_records_its_job(cluster, 
 def test_the_host_profiles_cluster_settings_reach_the_slurm_job(cluster, tmp_path):
     root = tmp_path / "outputs"
     cpus = min(2, cluster.cpus)
-    result = run_probe(*_on(cluster, cpus=cpus, mem_gb=1, timeout_min=7), "episode.reset_time_s=0",
-                       env=_env(cluster, root, **PROBE_ENV), timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    _probe_sweep(cluster, root, "episode.reset_time_s=0", cpus=cpus, mem_gb=1, timeout_min=7)
     [run] = _runs(root)
     job = cluster.job(run["launcher"]["job_id"])
     assert job["Partition"] == cluster.partition
@@ -141,9 +144,7 @@ def test_the_console_says_once_that_the_cluster_has_no_accounting(cluster, tmp_p
     """Without accounting every sacct poll fails; the console must not repeat that for each poll."""
     root = tmp_path / "outputs"
     # Long enough for submitit to poll several times (it polls at 2, 4, 8 s ... after submission).
-    result = run_probe(*_on(cluster), "episode.reset_time_s=12", "task.instruction=a,b",
-                       env=_env(cluster, root, **PROBE_ENV), timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _probe_sweep(cluster, root, "episode.reset_time_s=12", "task.instruction=a,b")
     console = result.stdout + result.stderr
     assert console.count("Slurm accounting storage is disabled") <= 1, console[-3000:]
     assert console.count("Bypassing sacct error") <= 1, console[-3000:]
