@@ -82,7 +82,7 @@ def sim_demo_config(overrides: list[str], size: str):
     sys.path.insert(0, str(REPO))
     from hydra import compose, initialize_config_dir
 
-    from runner.app import CONF_DIR, register_resolvers
+    from runner.core.conf import CONF_DIR, register_resolvers
     from runner.schema import register_schemas
 
     register_schemas()
@@ -97,8 +97,8 @@ def sim_demo_config(overrides: list[str], size: str):
 
 def episode_loop(robot, teleop, recorder, planned, cfg):
     """The record stage's own episode loop, called with the arguments its signature has today."""
+    from runner.episodes.validation import FrameLog
     from runner.stages.record import Display, _record_episode
-    from runner.validation import FrameLog
 
     sizes = {role: (c.height, c.width) for role, c in cfg.cameras.items()}
     log = FrameLog(sizes, list(robot.action_features), cfg.episode.early_stop.idle_threshold_deg)

@@ -105,12 +105,12 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
     """Run the record stage's own episode loop at 30 fps and time every frame."""
     from hydra import compose, initialize_config_dir
 
-    from runner.app import CONF_DIR, register_resolvers
+    from runner.core.conf import CONF_DIR, register_resolvers
+    from runner.episodes.validation import FrameLog
     from runner.lerobot_adapter import recording
     from runner.schema import register_schemas
     from runner.sim.world import Variation
     from runner.stages.record import Display, PlannedEpisode, _record_episode
-    from runner.validation import FrameLog
 
     register_schemas()
     register_resolvers()

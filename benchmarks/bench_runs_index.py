@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner import outputs
+from runner.core import outputs
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import os
 import sys
 
 from runner import __version__
-from runner.stage import Stage
+from runner.core.stage import Stage
 
 # Stages that work today; each later stage joins this table when it is built.
 STAGES: dict[str, Stage] = {
@@ -57,24 +57,30 @@ STAGES: dict[str, Stage] = {
 
 # Utility commands: module with ``main(argv) -> int``, and a one-line summary.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "runs": ("runner.runs", "list runs, or show one: runs [--json] [--stage S] ... | runs show ID"),
+    "runs": ("runner.commands.runs", "list runs, or show one: runs [--json] [--stage S] ... | runs show ID"),
     "compare": (
-        "runner.compare",
+        "runner.commands.compare",
         "compare eval runs or a sweep: success rates, 95 % CIs, significance, differing config (csv/md/png)",
     ),
     "find-port": (
-        "runner.find_port",
+        "runner.commands.find_port",
         "find an arm's serial port by unplugging it; writes its stable path into the host profile",
     ),
     "find-cameras": (
-        "runner.find_cameras",
+        "runner.commands.find_cameras",
         "list cameras with the mode they really deliver and a snapshot each; writes their roles to the host profile",
     ),
-    "doctor": ("runner.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
-    "report": ("runner.reports.cli", "dataset RUN | operators RUN... | experiment NAME: pages of plots and tables"),
-    "viz": ("runner.viz", "LeRobot's dataset visualiser (Rerun) on a record run's dataset or an eval run's rollouts"),
+    "doctor": ("runner.commands.doctor", "check this machine for what the stages need (exit 1 on a failed check)"),
+    "report": (
+        "runner.commands.reports.cli",
+        "dataset RUN | operators RUN... | experiment NAME: pages of plots and tables",
+    ),
+    "viz": (
+        "runner.commands.viz",
+        "LeRobot's dataset visualiser (Rerun) on a record run's dataset or an eval run's rollouts",
+    ),
     "emulate": (
-        "runner.emulate",
+        "runner.commands.emulate",
         "serve emulated SO-101 arms (servo protocol on pseudo-terminals) and cameras for host=emulated",
     ),
 }
@@ -116,13 +122,13 @@ def _complete(args: list[str]) -> int:
         if stage is None:
             return 0
         os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]]) + (" " if line_ends_in_space else "")
-        from runner.app import run_stage_cli
+        from runner.core.command_line import run_stage_cli
 
         return run_stage_cli(stage, args)
     if not STAGES:
         print("runner: no stages to complete yet", file=sys.stderr)
         return 2
-    from runner.app import run_stage_cli
+    from runner.core.command_line import run_stage_cli
 
     # install/uninstall: every stage's Hydra app prints the same script, bound to `runner`.
     return run_stage_cli(next(iter(STAGES.values())), args)
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if name in ("-sc", "--shell-completion"):
         return _complete(args)
     if name in STAGES:
-        from runner.app import run_stage_cli
+        from runner.core.command_line import run_stage_cli
 
         return run_stage_cli(STAGES[name], rest)
     if name in COMMANDS:

@@ -458,7 +458,7 @@ class PipelineConfig:
 
 @dataclass
 class PathsConfig:
-    # RUNNER_OUTPUTS, else <repo>/outputs; see runner.outputs.default_outputs_root.
+    # RUNNER_OUTPUTS, else <repo>/outputs; see runner.core.outputs.default_outputs_root.
     outputs: str = "${runner_outputs:}"
 
 
@@ -512,7 +512,7 @@ def register_schemas() -> None:
 
 def check_bounds(node: DictConfig | ListConfig, path: str = "") -> None:
     """Raise a ConfigError for the first value outside its schema field's bounds (see ``bounded``)."""
-    from runner.errors import ConfigError
+    from runner.core.errors import ConfigError
 
     if isinstance(node, ListConfig):
         for index, item in enumerate(node):

@@ -8,8 +8,9 @@ import time
 
 from omegaconf import DictConfig
 
-from runner.app import StageContext, run_stage_cli
-from runner.stage import Stage
+from runner.core.command_line import run_stage_cli
+from runner.core.context import StageContext
+from runner.core.stage import Stage
 
 PROBE = Stage(
     name="probe",

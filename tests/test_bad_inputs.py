@@ -121,14 +121,15 @@ KEYS = st.one_of(st.sampled_from(SCALAR_KEYS), st.sampled_from(SCALAR_KEYS).map(
 
 def _validate(stage_name: str, overrides: list[str]) -> None:
     """Compose ``overrides`` as Hydra composes a run's config, then run every check a run goes through before
-    it starts (``runner.app.validate_job``: the schema's bounds, the job's checks and the stage's own, up to the
+    it starts (``runner.core.jobs.validate_job``: the schema's bounds, the job's checks and the stage's own, up to the
     point where the stage would create its run), without starting it."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict, read_write
 
-    from runner.app import CONF_DIR, register_resolvers, validate_job
     from runner.cli import STAGES
+    from runner.core.conf import CONF_DIR, register_resolvers
+    from runner.core.jobs import validate_job
     from runner.schema import register_schemas
 
     register_schemas()
@@ -146,7 +147,7 @@ def _validate(stage_name: str, overrides: list[str]) -> None:
 def test_fuzzed_overrides_pass_every_check_or_fail_naming_the_key(key, value, tmp_path, clean_environment):
     """Any override either passes every check a record run makes before it starts, or fails as a config error
     whose paragraph names the key; never another exception, and nothing is written either way."""
-    from runner.errors import format_config_error, is_config_error
+    from runner.core.errors import format_config_error, is_config_error
 
     os.environ["RUNNER_OUTPUTS"] = str(tmp_path / "outputs")
     os.environ["RUNNER_STAGE"] = "record"
@@ -169,7 +170,7 @@ def test_fuzzed_overrides_pass_every_check_or_fail_naming_the_key(key, value, tm
 )
 def test_the_fuzzers_checks_are_a_runs_checks(override, words, tmp_path, clean_environment):
     """Values that compose (`--cfg job` prints them) but no run accepts: the fuzzer's validation refuses them."""
-    from runner.errors import format_config_error
+    from runner.core.errors import format_config_error
 
     os.environ["RUNNER_OUTPUTS"] = str(tmp_path / "outputs")
     os.environ["RUNNER_STAGE"] = "record"

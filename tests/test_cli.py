@@ -83,6 +83,7 @@ def test_help_runs_and_composition_import_no_torch_or_lerobot(outputs_root):
     assert _modules_after("from runner.cli import main\nmain(['--help'])") == set()
     assert _modules_after("from runner.cli import main\nmain(['runs', '--json'])") == set()
     composed = (
-        "from probe_stage import PROBE\nfrom runner.app import run_stage_cli\nrun_stage_cli(PROBE, ['--cfg', 'job'])"
+        "from probe_stage import PROBE\nfrom runner.core.command_line import run_stage_cli\n"
+        "run_stage_cli(PROBE, ['--cfg', 'job'])"
     )
     assert _modules_after(composed) == set()

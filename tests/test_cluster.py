@@ -15,7 +15,7 @@ EVAL = ["experiment=sim_demo", "eval.n_episodes=1", "episode.episode_time_s=1", 
 
 def _sweep_runs(root: Path) -> list[dict]:
     """Each run's record, with the status `runner runs` shows (a dead process's run is `stale`)."""
-    from runner import outputs
+    from runner.core import outputs
 
     return [run.record | {"status": run.status, "dir": run.path} for run in outputs.list_runs(root)]
 
@@ -100,7 +100,7 @@ def test_the_slurm_launcher_submits_the_host_profiles_cluster_settings(tmp_path,
     from hydra.utils import instantiate
     from submitit.slurm.slurm import SlurmExecutor
 
-    from runner import app
+    from runner.core import conf
     from runner.schema import register_schemas
 
     register_schemas()
@@ -112,7 +112,7 @@ def test_the_slurm_launcher_submits_the_host_profiles_cluster_settings(tmp_path,
     (bin_dir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(app.CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf.CONF_DIR), version_base="1.3"):
         cfg = compose("config", ["host=example", "hydra/launcher=slurm", "host.cluster.qos=high"],
                       return_hydra_config=True)  # fmt: skip
     GlobalHydra.instance().clear()

@@ -9,10 +9,11 @@ from omegaconf import OmegaConf
 from probe_stage import PROBE
 
 from runner import schema
-from runner.app import CONF_DIR, _check_complete, register_resolvers
 from runner.cli import STAGES
-from runner.errors import ConfigError
-from runner.redact import is_secret_name
+from runner.core.conf import CONF_DIR, register_resolvers
+from runner.core.errors import ConfigError
+from runner.core.job_checks import check_complete
+from runner.core.redact import is_secret_name
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "experiments").glob("*.yaml"))
 GROUPS = (
@@ -60,29 +61,29 @@ USER_SUPPLIED = {"so101_pick_place": {"policy.vlm_path": "/models/SmolVLM2-500M-
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_gives_every_stage_what_it_reads(experiment):
-    """The check each run makes before it starts (runner.app._check_complete): the sections the stage reads have
-    no value left ??? and resolve, and every value is within its schema bounds, once the user gives what the
+    """The check each run makes before it starts (runner.core.job_checks.check_complete): the sections the stage
+    reads have no value left ??? and resolve, and every value is within its schema bounds, once the user gives what the
     preset asks for. A preset that left another key a stage needs unset, or set one out of range, fails here."""
     given = USER_SUPPLIED.get(experiment, {})
     cfg = _compose(f"experiment={experiment}", *(f"{key}={value}" for key, value in given.items()))
     for stage in [PROBE, *STAGES.values()]:
-        _check_complete(cfg, stage.uses)
+        check_complete(cfg, stage.uses)
     bare = _compose(f"experiment={experiment}")
     for stage in [PROBE, *STAGES.values()]:  # without them, exactly the stages that read them refuse, naming them
         needed = [key for key in given if key.split(".")[0] in stage.uses]
         if not needed:
-            _check_complete(bare, stage.uses)
+            check_complete(bare, stage.uses)
             continue
         with pytest.raises(ConfigError) as caught:
-            _check_complete(bare, stage.uses)
+            check_complete(bare, stage.uses)
         assert caught.value.key in needed
 
 
 def test_the_completeness_check_names_a_missing_key_a_stage_reads():
     cfg = _compose("experiment=sim_demo", "task.instruction=???")
-    _check_complete(cfg, ("dataset",))  # a section without the missing key is fine
+    check_complete(cfg, ("dataset",))  # a section without the missing key is fine
     with pytest.raises(ConfigError) as caught:
-        _check_complete(cfg, STAGES["record"].uses)
+        check_complete(cfg, STAGES["record"].uses)
     assert caught.value.key == "task.instruction"
 
 

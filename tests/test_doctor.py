@@ -4,7 +4,7 @@ import json
 
 from conftest import run_runner
 
-from runner import doctor
+from runner.commands import doctor
 
 
 def test_doctor_reports_every_check(tmp_path):

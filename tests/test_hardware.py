@@ -395,7 +395,7 @@ def test_a_port_this_user_may_not_open_names_the_group_to_join_never_chmod(emula
 
 
 def test_doctor_passes_on_the_emulated_host_and_fails_a_camera_at_the_wrong_fps(tmp_path, monkeypatch):
-    from runner.emulate import serve
+    from runner.commands.emulate import serve
 
     monkeypatch.setenv("RUNNER_EMULATED_DIR", str(tmp_path))
     arms = ["host=emulated", "robot=so101_follower", "teleop=so101_leader", "cameras=wrist_side"]
@@ -467,7 +467,7 @@ def _faulty_recording(tmp_path, *overrides):
     ids=lambda value: str(value)[:12],
 )
 def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_root, fault, after_s, message):
-    from runner.emulate import serve
+    from runner.commands.emulate import serve
     from runner.lerobot_adapter.recording import load_dataset
 
     with serve(tmp_path) as buses:
@@ -497,7 +497,7 @@ def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_
 
 @pytest.mark.alone
 def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_path, outputs_root):
-    from runner.emulate import serve
+    from runner.commands.emulate import serve
     from runner.lerobot_adapter.recording import load_dataset
     from runner.stages.record import REPEATED_FRAMES_WARN
 

@@ -69,7 +69,7 @@ def _wait_for_run_line(process) -> str:
 
 
 def _run_info(root: Path, stage: str):
-    from runner import outputs
+    from runner.core import outputs
 
     [run] = [r for r in outputs.list_runs(root) if r.stage == stage]
     return run
@@ -157,7 +157,7 @@ def test_train_killed_keeps_only_whole_checkpoints_and_resumes_to_its_target(tri
     before = {d.name for d in run_dirs(recorded_root)}
     code, live = _kill_at(TRAIN, env, fraction, signum, train_full_s)
     [run_dir] = [d for d in run_dirs(recorded_root) if d.name not in before]
-    from runner import outputs
+    from runner.core import outputs
 
     run = next(r for r in outputs.list_runs(recorded_root) if r.id == run_dir.name)
     _check_record_and_settle(run)
@@ -217,7 +217,7 @@ def eval_sweep_full_s(trained_root) -> float:
 
 @pytest.mark.parametrize("trial", _trials("eval-sweep"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
 def test_eval_sweep_killed_keeps_whole_job_results_and_resumes_only_the_rest(trial, trained_root, eval_sweep_full_s):
-    from runner import outputs
+    from runner.core import outputs
 
     _, signum, fraction = trial
     env = {"RUNNER_OUTPUTS": str(trained_root)}

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import run_dirs, run_runner
 
-from runner.reports.learning_curve import fit_power_law
+from runner.commands.reports.learning_curve import fit_power_law
 
 
 def test_the_fit_recovers_a_known_power_law_and_its_plateau():

@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import run_dirs, run_probe, run_runner, start_probe
 
-from runner import outputs, provenance
+from runner.core import outputs, provenance
 
 RUN_KEYS = {
     "id",

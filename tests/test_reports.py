@@ -79,7 +79,7 @@ def test_operator_report_draws_the_policy_s_curve_beside_the_operators(trained):
 
 @pytest.mark.slow
 def test_experiment_report_links_its_runs_and_every_image_is_there(trained):
-    from runner import outputs
+    from runner.core import outputs
 
     before = {d: _digest(d) for d in run_dirs(trained)}
     result = run_runner("report", "experiment", "sim_demo", "--json", env={"RUNNER_OUTPUTS": str(trained)})

@@ -14,8 +14,8 @@ import time
 import pytest
 from conftest import REPO, run_dirs, run_runner
 
-from runner.emulate import serve
-from runner.trials import blinded_order
+from runner.commands.emulate import serve
+from runner.episodes.trials import blinded_order
 
 # With pytest-xdist, the tests sharing the `trained` fixture run in one worker, so it is built once.
 # The emulated arms answer from this process's threads within LeRobot's packet timeout: run one at a time.

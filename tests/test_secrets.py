@@ -3,7 +3,7 @@
 import pytest
 from conftest import SUITE_SECRETS, run_dirs, run_probe, run_runner
 
-from runner.redact import REDACTED, Redactor, is_secret_name
+from runner.core.redact import REDACTED, Redactor, is_secret_name
 
 HF = "hf_TESTtokenVALUE1234567890"
 WANDB = "wandb0123456789abcdef0123456789abcdef0123"

@@ -45,7 +45,7 @@ def _probe_sweep(cluster: SlurmCluster, root: Path, *overrides: str, **settings:
 
 
 def _runs(root: Path, stage: str | None = None) -> list[dict]:
-    from runner import outputs
+    from runner.core import outputs
 
     return [run.record | {"status": run.status, "dir": run.path} for run in outputs.list_runs(root)
             if stage is None or run.record.get("stage") == stage]  # fmt: skip

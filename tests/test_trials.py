@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from runner.trials import blinded_order
+from runner.episodes.trials import blinded_order
 
 
 def test_every_policy_meets_every_episode_once_in_blocks_of_one_episode():

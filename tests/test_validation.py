@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from runner.validation import EpisodeLimits, FrameLog, check_episode
+from runner.episodes.validation import EpisodeLimits, FrameLog, check_episode
 
 JOINTS = ["a.pos", "b.pos"]
 LIMITS = EpisodeLimits(

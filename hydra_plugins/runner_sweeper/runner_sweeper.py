@@ -1,6 +1,6 @@
 """Hydra's basic sweeper, plus two things runner needs before any job starts.
 
-Every job's config is composed and checked (the stage's own checks included, see ``runner.app.validate_job``)
+Every job's config is composed and checked (the stage's own checks included, see ``runner.core.jobs.validate_job``)
 before the sweep directory is created: one bad combination fails the sweep up front, with nothing written.
 
 With ``sweep.resume=``, only the jobs that did not succeed are launched again. Skipping happens here,
@@ -36,7 +36,7 @@ class _PendingJobsLauncher:
         self._sweep_dir = sweep_dir
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from runner.sweeps import job_key, succeeded_job_keys
+        from runner.core.sweeps import job_key, succeeded_job_keys
 
         done = succeeded_job_keys(self._sweep_dir)
         results: list[JobReturn] = []
@@ -62,8 +62,7 @@ class RunnerSweeper(BasicSweeper):
     starts and resuming a sweep job by job."""
 
     def sweep(self, arguments: list[str]) -> Any:
-        from runner.app import begin_sweep
-        from runner.sweeps import SWEEP_RESUME_ENV
+        from runner.core.sweeps import SWEEP_RESUME_ENV, begin_sweep
 
         self._check_every_job(arguments)
         if not os.environ.get(SWEEP_RESUME_ENV):
@@ -71,7 +70,7 @@ class RunnerSweeper(BasicSweeper):
         return super().sweep(arguments)
 
     def _check_every_job(self, arguments: list[str]) -> None:
-        from runner.app import validate_job
+        from runner.core.jobs import validate_job
 
         stage = getattr(self.task_function, "runner_stage", None)
         if stage is None:  # not a runner stage's task
@@ -96,7 +95,7 @@ class RunnerSweeper(BasicSweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.task_function = task_function
-        from runner.sweeps import SWEEP_RESUME_ENV, watch_slurm_without_accounting
+        from runner.core.sweeps import SWEEP_RESUME_ENV, watch_slurm_without_accounting
 
         if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
             watch_slurm_without_accounting()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner import disk
-from runner.doctor import FAIL, OK, WARN, Check
-from runner.errors import ConfigError
+from runner.commands.doctor import FAIL, OK, WARN, Check
+from runner.core import disk
+from runner.core.errors import ConfigError
 
 REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
 
@@ -131,7 +131,7 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
     return rows
 
 
-# The doctor asks for this many times the recording's estimate (runner.disk.recording_bytes).
+# The doctor asks for this many times the recording's estimate (runner.core.disk.recording_bytes).
 DISK_MARGIN = 2.0
 
 

@@ -47,8 +47,8 @@ from lerobot.utils.constants import ACTION, OBS_STR
 from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dicts
 from omegaconf import DictConfig, OmegaConf
 
-from runner import outputs
-from runner.errors import ConfigError
+from runner.core import outputs
+from runner.core.errors import ConfigError
 from runner.hardware.cameras import EMULATED_PREFIX
 from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
 from runner.schema import DatasetConfig

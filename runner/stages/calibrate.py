@@ -14,8 +14,8 @@ import shutil
 
 from omegaconf import DictConfig
 
-from runner.app import StageContext
-from runner.errors import ConfigError
+from runner.core.context import StageContext
+from runner.core.errors import ConfigError
 
 log = logging.getLogger("runner.calibrate")
 

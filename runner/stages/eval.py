@@ -25,12 +25,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner import outputs
-from runner.app import Run, StageContext, compose_without_sweeps, parallel_jobs
-from runner.errors import ConfigError
+from runner.core import outputs
+from runner.core.command_line import compose_without_sweeps
+from runner.core.context import Run, StageContext
+from runner.core.errors import ConfigError
+from runner.core.jobs import parallel_jobs
+from runner.core.provenance import package_versions
+from runner.episodes.scenarios import plan_episodes
 from runner.lerobot_adapter.checkpoints import LINEAGE, checkpoints
-from runner.provenance import package_versions
-from runner.scenarios import plan_episodes
 from runner.stats import wilson_interval
 
 log = logging.getLogger("runner.eval")
@@ -445,9 +447,9 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
 
 def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     """The blinded, operator-scored session: every checkpoint on every planned episode, interleaved."""
+    from runner.episodes.keys import Key, KeyReader
+    from runner.episodes.trials import Console, OperatorStop, blinded_order, draw_order_seed
     from runner.hardware.checks import require_ready_arms
-    from runner.keys import Key, KeyReader
-    from runner.trials import Console, OperatorStop, blinded_order, draw_order_seed
 
     if cfg.eval.save_rollouts:
         raise ConfigError(

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from runner import outputs
-from runner.app import PIPELINE_ENV, Run, StageContext, resumed_config
+from runner.core import outputs
+from runner.core.context import Run, StageContext
+from runner.core.logs import RUN_LOG_ONLY
+from runner.core.provenance import PIPELINE_ENV
+from runner.core.resume import resumed_config
 from runner.lerobot_adapter.checkpoints import last_step
-from runner.logs import RUN_LOG_ONLY
 
 log = logging.getLogger("runner.pipeline")
 

@@ -20,12 +20,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from runner import disk, outputs
-from runner.app import Run, StageContext, resumed_config
-from runner.errors import ConfigError
-from runner.keys import HELP as KEYS_HELP
-from runner.keys import Key, KeyReader
-from runner.scenarios import PlannedEpisode, plan_episodes
+from runner.core import disk, outputs
+from runner.core.context import Run, StageContext
+from runner.core.errors import ConfigError
+from runner.core.resume import resumed_config
+from runner.episodes.keys import HELP as KEYS_HELP
+from runner.episodes.keys import Key, KeyReader
+from runner.episodes.scenarios import PlannedEpisode, plan_episodes
 
 log = logging.getLogger("runner.record")
 
@@ -409,10 +410,10 @@ def _reset_period(seconds: float, keys, display) -> bool:
 
 
 def record(cfg: DictConfig, ctx: StageContext) -> None:
+    from runner.episodes.validation import EpisodeLimits, FrameLog, check_episode
     from runner.hardware.checks import require_ready_arms
     from runner.lerobot_adapter import recording
     from runner.sim.world import Variation
-    from runner.validation import EpisodeLimits, FrameLog, check_episode
 
     previous = None
     if cfg.resume is not None:

@@ -16,9 +16,9 @@ import time
 
 from omegaconf import DictConfig
 
-from runner.app import StageContext
-from runner.errors import ConfigError
-from runner.keys import Key, KeyReader
+from runner.core.context import StageContext
+from runner.core.errors import ConfigError
+from runner.episodes.keys import Key, KeyReader
 
 log = logging.getLogger("runner.teleoperate")
 REPORT_EVERY_S = 5.0

@@ -20,9 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner import disk, outputs
-from runner.app import Run, StageContext, resumed_config
-from runner.errors import ConfigError
+from runner.core import disk, outputs
+from runner.core.context import Run, StageContext
+from runner.core.errors import ConfigError
+from runner.core.resume import resumed_config
 
 log = logging.getLogger("runner.train")
 

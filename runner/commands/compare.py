@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from runner import outputs, provenance
+from runner.core import outputs, provenance
 from runner.stats import fisher_exact
 
 ALPHA = 0.05

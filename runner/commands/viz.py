@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from runner import outputs
+from runner.core import outputs
 
 INSTALL = ".venv/bin/pip install 'lerobot[viz]'"
 

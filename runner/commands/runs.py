@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from runner import outputs
+from runner.core import outputs
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from runner import outputs
-from runner.reports.learning_curve import fit_power_law
-from runner.reports.page import Page, figure, save
+from runner.commands.reports.learning_curve import fit_power_law
+from runner.commands.reports.page import Page, figure, save
+from runner.core import outputs
 
 
 def _attempts(run: outputs.RunInfo) -> tuple[list[dict[str, str]], int]:
@@ -63,7 +63,7 @@ def analyse(runs: list[outputs.RunInfo]) -> dict[str, Any]:
 
 def _policy_curve(root: Path, sweep: str) -> list[tuple[int, float, float, float]]:
     """(training step, success rate, CI low, CI high) of an eval sweep, by step."""
-    from runner.compare import collect
+    from runner.commands.compare import collect
 
     rows, _ = collect(root, [sweep])
     points = [(r.step, r.metrics["success_rate"], *r.metrics["ci95"]) for r in rows if r.step is not None]

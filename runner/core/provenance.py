@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+# Set by `runner pipeline` for the stages it starts: their run.json and sweep.json name the pipeline run.
+PIPELINE_ENV = "RUNNER_PIPELINE_RUN"
 PACKAGES = (
     "runner",
     "lerobot",
@@ -142,8 +144,7 @@ def run_record(
         "process": process_identity(),
         "parents": parents,
         "sweep": None,
-        # Set by `runner pipeline` for the stages it starts.
-        "pipeline": os.environ.get("RUNNER_PIPELINE_RUN"),
+        "pipeline": os.environ.get(PIPELINE_ENV),
         "artifacts": [],
         "error": None,
     }
@@ -154,8 +155,8 @@ def start_utility_run(parent: Path, stage: str, argv: list[str], parents: list[s
 
     The caller adds its artefacts and ends it with ``status``/``ended_at`` (written atomically).
     """
-    from runner import outputs
-    from runner.redact import Redactor
+    from runner.core import outputs
+    from runner.core.redact import Redactor
 
     redactor = Redactor()
     run_id, run_dir = outputs.create_unique_dir(parent, stage)

@@ -1,25 +1,33 @@
 """What a sweep's jobs share across processes: its environment variables, and which of its jobs are done.
 
-Kept apart from ``runner.app`` because runner's Hydra sweeper (``hydra_plugins/runner_sweeper``) reads it in
-the submitting process, before any stage is loaded.
+Also the sweep's own record (sweep.json) and the Hydra callback that keeps it. Light on imports: runner's
+Hydra sweeper (``hydra_plugins/runner_sweeper``) reads it in the submitting process, before any stage is loaded.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner import outputs
-from runner.redact import Redactor
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from runner.core import outputs
+from runner.core.provenance import PIPELINE_ENV
+from runner.core.redact import Redactor, secret_values_in
 
 SWEEP_ID_ENV = "RUNNER_SWEEP_ID"
 # Set once the sweep directory exists, so that every job (even one sweeping `experiment=`) lands in it.
 SWEEP_DIR_ENV = "RUNNER_SWEEP_DIR"
 # Set by `sweep.resume=`: the jobs of the sweep that already succeeded are not launched again.
 SWEEP_RESUME_ENV = "RUNNER_SWEEP_RESUME"
+# The stage a sweep runs, for its sweep.json (set by the command line before Hydra starts).
+STAGE_ENV = "RUNNER_STAGE"
 
 
 def job_key(number: int, overrides: Iterable[str]) -> tuple[Any, ...]:
@@ -129,3 +137,84 @@ def watch_slurm_without_accounting() -> None:
 
     watcher.runner_without_accounting = False
     watcher.update = update
+
+
+class SweepCallback(Callback):
+    """Hydra callback: each sweep gets its own directory, created exclusively, with a sweep.json."""
+
+    def __init__(self) -> None:
+        self._sweep_file: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **_: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        self._sweep_file = sweep_dir / outputs.SWEEP_FILE
+        redactor = Redactor()
+        if os.environ.get(SWEEP_RESUME_ENV):
+            record = json.loads(self._sweep_file.read_text())
+            record.setdefault("resumes", []).append(
+                {"at": outputs.now_iso(), "argv": [redactor.override(a) for a in sys.argv]}
+            )
+            record["ended_at"] = None
+            outputs.write_json_atomic(self._sweep_file, record)
+        # A new sweep's directory is made by runner's sweeper, once every job has passed its checks.
+
+    def on_job_start(self, config: DictConfig, **_: Any) -> None:
+        """Hydra saved the sweep's composed config as multirun.yaml, secrets and all: rewrite it redacted."""
+        if str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return
+        saved = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if not saved.exists():
+            return
+        data = OmegaConf.to_container(OmegaConf.load(saved), resolve=False)
+        redactor = Redactor(secret_values_in(data))
+        clean = OmegaConf.to_yaml(OmegaConf.create(redactor.data(data)))
+        temporary = saved.with_name(f".multirun.yaml.{os.getpid()}")
+        temporary.write_text(clean)
+        os.replace(temporary, saved)
+
+    def on_multirun_end(self, config: DictConfig, **_: Any) -> None:
+        if self._sweep_file is not None:
+            end_sweep(self._sweep_file)
+
+
+def begin_sweep(config: DictConfig) -> None:
+    """Create a new sweep's directory (exclusively: a sweep id is never reused) and its sweep.json."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    sweep_dir.parent.mkdir(parents=True, exist_ok=True)
+    sweep_dir.mkdir()
+    os.environ[SWEEP_DIR_ENV] = str(sweep_dir)
+    experiment = config.hydra.runtime.choices.get("experiment") or outputs.DEFAULT_EXPERIMENT
+    record = sweep_record(sweep_dir.name, os.environ.get(STAGE_ENV), experiment, sys.argv[1:], sys.argv,
+                           OmegaConf.to_container(config.hydra.overrides.task, resolve=False),
+                           Redactor())  # fmt: skip
+    outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record)
+
+
+def sweep_record(
+    sweep_id: str,
+    stage: str | None,
+    experiment: str,
+    args: Sequence[str],
+    argv: Sequence[str],
+    overrides: Sequence[str],
+    redactor: Redactor,
+) -> dict[str, Any]:
+    """A new sweep.json: ``args`` are the stage's arguments, ``argv`` the whole command line; secrets redacted."""
+    return {
+        "id": sweep_id,
+        "stage": stage,
+        "experiment": experiment,
+        "pipeline": os.environ.get(PIPELINE_ENV),
+        # What `sweep.resume=` replays: the stage's arguments, sweeps already expanded.
+        "args": [redactor.override(a) for a in args],
+        "argv": [redactor.override(a) for a in argv],
+        "overrides": [redactor.override(o) for o in overrides],
+        "started_at": outputs.now_iso(),
+        "ended_at": None,
+    }
+
+
+def end_sweep(sweep_file: Path) -> None:
+    record = json.loads(sweep_file.read_text())
+    record["ended_at"] = outputs.now_iso()
+    outputs.write_json_atomic(sweep_file, record)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from runner import outputs
+from runner.core import outputs
 
 
 def profile_path(host: str, explicit: Path | None = None) -> Path:

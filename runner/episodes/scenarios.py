@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import ConfigError
+from runner.core.errors import ConfigError
 
 VARIATION_KEYS = ("object_region", "target_position", "distractors", "lighting_jitter", "camera_jitter")
 

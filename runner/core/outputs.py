@@ -25,13 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+# The folder under the outputs root of a run made without `experiment=`.
+DEFAULT_EXPERIMENT = "default"
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
 TERMINAL_STATUSES = ("succeeded", "failed", "interrupted")
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def default_outputs_root() -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from runner.reports.page import Page, figure, save
+from runner.commands.reports.page import Page, figure, save
 
 SAMPLE_EPISODES = 4
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from runner.app import StageContext
+    from runner.core.context import StageContext
 
 
 def _load(entry: str) -> Any:

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from runner import outputs, provenance
-from runner.host_profile import ask, profile_path, write_profile
+from runner.core import outputs, provenance
+from runner.hardware.host_profile import ask, profile_path, write_profile
 
 
 def main(argv: list[str]) -> int:

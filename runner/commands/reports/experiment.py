@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from runner import outputs
-from runner.compare import analyse, changed_values, collect, flat_config
-from runner.reports.page import Page, figure, save
+from runner.commands.compare import analyse, changed_values, collect, flat_config
+from runner.commands.reports.page import Page, figure, save
+from runner.core import outputs
 
 STAGE_ORDER = ["record", "train", "eval", "compare", "pipeline", "report"]
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from runner import disk, outputs
+from runner.core import disk, outputs
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 CV2_WHEELS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
@@ -220,7 +220,8 @@ def run_checks(root: Path) -> list[Check]:
 
 def _hardware(overrides: list[str]) -> list[Check]:
     """Compose the config a stage would run with these overrides, then probe its real arms."""
-    from runner.app import compose_without_sweeps, register_resolvers
+    from runner.core.command_line import compose_without_sweeps
+    from runner.core.conf import register_resolvers
     from runner.hardware.checks import camera_checks, hardware_checks, recording_disk_check
     from runner.schema import register_schemas
 

@@ -12,8 +12,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from runner.keys import Key, KeyReader
-from runner.scenarios import PlannedEpisode
+from runner.episodes.keys import Key, KeyReader
+from runner.episodes.scenarios import PlannedEpisode
 
 START_KEYS = {Key.SKIP, Key.STOP}
 SCORE_KEYS = {Key.SUCCESS, Key.FAILURE, Key.RERECORD, Key.STOP}

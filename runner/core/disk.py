@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.errors import ConfigError
+from runner.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from runner.host_profile import ask, profile_path, write_profile
+from runner.hardware.host_profile import ask, profile_path, write_profile
 
 # Where udev keeps stable serial names; tests point it at a folder of links to ptys.
 BY_ID_ENV = "RUNNER_SERIAL_BY_ID"

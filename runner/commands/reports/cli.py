@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner import outputs, provenance
-from runner.reports.page import Page
+from runner.commands.reports.page import Page
+from runner.core import outputs, provenance
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,12 +59,12 @@ def main(argv: list[str]) -> int:
             print(f"runner report: --policy: {error}", file=sys.stderr)
             return 2
     if args.kind == "dataset":
-        from runner.reports import dataset
+        from runner.commands.reports import dataset
 
         def build(out: Path):
             return dataset.build(runs[0].path, out)
     else:
-        from runner.reports import operators
+        from runner.commands.reports import operators
 
         def build(out: Path):
             return operators.build(root, runs, out, args.policy)
@@ -106,7 +106,7 @@ def _experiment(root: Path, args: argparse.Namespace, argv: list[str]) -> int:
         print(f"runner report: no run of experiment '{args.name}' under {root} (experiments there: "
               f"{', '.join(known) or 'none'}).", file=sys.stderr)  # fmt: skip
         return 2
-    from runner.reports import experiment
+    from runner.commands.reports import experiment
 
     def build(out: Path):
         return experiment.build(root, args.name, out)

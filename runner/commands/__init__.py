@@ -1,0 +1,1 @@
+"""Utility commands (``runner runs``, ``compare``, ``doctor``, ...): each module's ``main(argv) -> int``."""

@@ -1,0 +1,257 @@
+"""The machinery every Hydra-composed stage shares.
+
+A stage is a name, a one-line summary, the config sections it reads and an entry function
+``entry(cfg, ctx)``. The entry validates what it needs and only then calls ``ctx.start_run()``, which
+creates the run directory (exclusive mkdir), writes ``.hydra/`` and ``run.json`` with secrets redacted,
+and sends logging to ``run.log``. Anything that fails before ``start_run`` leaves no trace on disk;
+anything after it ends the run as ``failed`` or ``interrupted``, never as a half-written record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from runner.core import outputs, provenance
+from runner.core.errors import ConfigError
+from runner.core.redact import RedactingFormatter, Redactor
+from runner.core.stage import Stage
+from runner.core.sweeps import end_sweep, launcher_identity, sweep_record
+
+log = logging.getLogger("runner")
+
+
+class ValidationPassed(Exception):
+    """Raised by ``StageContext.start_run`` in a dry run: the stage checked everything it checks first."""
+
+
+class _RunLogHandler(logging.FileHandler):
+    """run.log. A line that cannot be written (a full disk) is reported once on the console, not as one
+    traceback per log line."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"runner: could not write {self.baseFilename} ({sys.exc_info()[1]}); "
+                  "the log goes on on the console only", file=sys.stderr)  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One run directory and its run.json, kept up to date as the stage goes."""
+
+    id: str
+    dir: Path
+    record: dict[str, Any]
+    redactor: Redactor
+
+    def save(self) -> None:
+        outputs.write_json_atomic(self.dir / outputs.RUN_FILE, self.redactor.data(self.record))
+
+    def add_parents(self, run_ids: Iterable[str]) -> None:
+        for run_id in run_ids:
+            if run_id not in self.record["parents"]:
+                self.record["parents"].append(run_id)
+        self.save()
+
+    def add_artifact(self, path: Path | str) -> None:
+        relative = str(Path(path).relative_to(self.dir) if Path(path).is_absolute() else path)
+        if relative not in self.record["artifacts"]:
+            self.record["artifacts"].append(relative)
+        self.save()
+
+    def update(self, **fields: Any) -> None:
+        self.record.update(fields)
+        self.save()
+
+
+@dataclass
+class StageContext:
+    """What a stage entry gets besides its config: where runs go, and the call that starts its run."""
+
+    stage: Stage
+    cfg: DictConfig
+    experiment: str
+    outputs_root: Path
+    sweep: dict[str, Any] | None
+    argv: list[str]
+    overrides: list[str]
+    # Knows the job's secrets: env tokens and values under secret-looking keys, found before scrubbing.
+    redactor: Redactor = field(default_factory=Redactor)
+    run: Run | None = None
+    # Set while a sweep's jobs are checked before launch: starting a run then means validation passed.
+    dry_run: bool = False
+    _log_handler: logging.Handler | None = field(default=None, repr=False)
+
+    def find_run(self, key: str, ref: str, stage: str) -> outputs.RunInfo:
+        """The run a config key refers to (id, prefix, latest); a miss is a config error naming that key."""
+        try:
+            return outputs.resolve_run(self.outputs_root, ref, stage=stage)
+        except outputs.RunReferenceError as error:
+            raise ConfigError(
+                key, str(error).rstrip("."), f"give the id of a {stage} run (see `runner runs`)"
+            ) from None
+
+    def start_run(self, parents: Sequence[str] = ()) -> Run:
+        """Create the run directory and record; call once, after validation, before touching anything."""
+        if self.dry_run:
+            raise ValidationPassed
+        if self.run is not None:
+            raise RuntimeError("start_run() called twice")
+        parent_dir = Path(self.sweep["dir"]) if self.sweep is not None else self.outputs_root / self.experiment
+        run_id, run_dir = outputs.create_unique_dir(parent_dir, self.stage.name)
+
+        redactor = self.redactor
+        cfg_data = OmegaConf.to_container(self.cfg, resolve=True)
+        self._write_hydra_dir(run_dir, cfg_data, redactor)
+        git, diff = provenance.git_state(outputs.repo_root())
+        if diff is not None:
+            (run_dir / provenance.GIT_DIFF_FILE).write_text(redactor.text(diff))
+        record = provenance.run_record(
+            run_id, self.stage.name, self.experiment, [redactor.override(a) for a in self.argv],
+            [redactor.override(o) for o in self.overrides], list(parents), git, outputs.now_iso(),
+        )  # fmt: skip
+        record["sweep"] = None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]}
+        record["launcher"] = launcher_identity()
+        record["artifacts"] = [".hydra/config.yaml", "run.log"]
+        self.run = Run(run_id, run_dir, record, redactor)
+        self.run.save()
+        self._attach_log(run_dir / "run.log", redactor)
+        _set_hydra_output_dir(run_dir)
+        log.info("%s run %s -> %s", self.stage.name, run_id, run_dir)
+        return self.run
+
+    def start_session_runs(
+        self, jobs: Sequence[tuple[DictConfig, list[str]]], parents: Sequence[str] = (), **sweep_fields: Any
+    ) -> list[StageContext]:
+        """Several runs of this stage made by this one process, as one sweep: its own exclusive directory and
+        sweep.json, one run per (config, overrides) job. Used where the jobs cannot run apart (a blinded
+        real-robot session interleaves the episodes of several checkpoints on one arm).
+
+        Returns one context per job; the first is this context (finished by ``execute_job``), the others
+        must be closed with ``finish_session`` on every path.
+        """
+        if self.dry_run:
+            raise ValidationPassed
+        _, sweep_dir = outputs.create_unique_dir(self.outputs_root / self.experiment, f"{self.stage.name}-sweep")
+        record = sweep_record(sweep_dir.name, self.stage.name, self.experiment, self.argv[2:], self.argv,
+                               self.overrides, self.redactor)  # fmt: skip
+        outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record | sweep_fields)
+        contexts = []
+        for job, (cfg, overrides) in enumerate(jobs):
+            ctx = self if job == 0 else dataclasses.replace(self, run=None, _log_handler=None)
+            ctx.cfg, ctx.overrides = cfg, list(overrides)
+            ctx.sweep = {"id": sweep_dir.name, "dir": str(sweep_dir), "job": job}
+            ctx.start_run(parents)
+            contexts.append(ctx)
+        return contexts
+
+    def finish_session(self, contexts: Sequence[StageContext], status: str, error: BaseException | None) -> None:
+        """Close the other runs of a session (``start_session_runs``) and its sweep.json."""
+        for ctx in contexts:
+            if ctx is not self:
+                ctx.finish(status, error)
+        if self.sweep is not None:
+            end_sweep(Path(self.sweep["dir"]) / outputs.SWEEP_FILE)
+
+    def resume_run(self, previous: outputs.RunInfo, cfg: DictConfig | None = None) -> Run:
+        """Reopen an earlier run of this stage to continue it in its own directory.
+
+        ``cfg`` is the config it continues with (``resumed_config``): saved as the run's config, so that the
+        next resumption keeps a target this one raised. Each resumption's overrides are in run.json.
+        """
+        if self.dry_run:
+            raise ValidationPassed
+        if self.run is not None:
+            raise RuntimeError("the run was already started")
+        if previous.stage != self.stage.name:
+            raise ConfigError("resume", f"names a {previous.stage} run, not a {self.stage.name} run", "give a run id")
+        if previous.status == "running":
+            raise ConfigError(
+                "resume",
+                f"names run {previous.id}, which is still running",
+                "wait for it, or stop it first",
+            )
+        record = dict(previous.record)
+        record.setdefault("resumes", []).append(
+            {
+                "at": outputs.now_iso(),
+                "from_status": previous.status,
+                "argv": [self.redactor.override(a) for a in self.argv],
+                "overrides": [self.redactor.override(o) for o in self.overrides],
+                "process": provenance.process_identity(),
+            }
+        )
+        record |= {"status": "running", "ended_at": None, "error": None, "process": provenance.process_identity()}
+        self.run = Run(previous.id, previous.path, record, self.redactor)
+        self.run.save()
+        if cfg is not None:
+            data = OmegaConf.to_container(cfg, resolve=True) | {"resume": None}
+            text = OmegaConf.to_yaml(OmegaConf.create(self.redactor.data(data)))
+            outputs.write_text_atomic(previous.path / ".hydra" / "config.yaml", text)
+        self._attach_log(previous.path / "run.log", self.redactor)
+        _set_hydra_output_dir(previous.path)
+        log.info("%s run %s resumed (was %s) in %s", self.stage.name, previous.id, previous.status, previous.path)
+        return self.run
+
+    def _write_hydra_dir(self, run_dir: Path, cfg_data: Any, redactor: Redactor) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_dir = run_dir / ".hydra"
+        hydra_dir.mkdir()
+        hydra_data = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+        files = {
+            "config.yaml": redactor.data(cfg_data),
+            "hydra.yaml": redactor.data({"hydra": hydra_data}),
+            "overrides.yaml": [redactor.override(o) for o in self.overrides],
+        }
+        for name, data in files.items():
+            (hydra_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
+
+    def _attach_log(self, path: Path, redactor: Redactor) -> None:
+        handler = _RunLogHandler(path)
+        handler.setFormatter(RedactingFormatter(redactor, "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        self._log_handler = handler
+
+    def finish(self, status: str, error: BaseException | None = None) -> None:
+        if self.run is None:
+            return
+        if error is not None:
+            self.run.record["error"] = {"type": type(error).__name__, "message": str(error)}
+            if status == "failed":
+                # The traceback is for run.log; the console gets the one-paragraph explanation at exit.
+                trace = "".join(traceback.format_exception(error))
+                record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s failed:\n%s",
+                                        (self.stage.name, trace), None)  # fmt: skip
+                (self._log_handler or logging.getLogger()).handle(record)
+            else:
+                log.warning("%s interrupted: %s", self.stage.name, error or type(error).__name__)
+        try:
+            self.run.update(status=status, ended_at=outputs.now_iso())
+        except OSError as unwritable:  # a full disk: the old run.json stays whole, and reads as stale
+            log.error("could not write %s (%s): `runner runs` will show the run as stale",
+                      self.run.dir / outputs.RUN_FILE, unwritable)  # fmt: skip
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+
+
+def _set_hydra_output_dir(run_dir: Path) -> None:
+    """Point ``${hydra:runtime.output_dir}`` at the run directory Hydra did not create."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import read_write
+
+    cfg = HydraConfig.get()
+    with read_write(cfg.runtime), open_dict(cfg.runtime):
+        cfg.runtime.output_dir = str(run_dir)
