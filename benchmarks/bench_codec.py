@@ -115,18 +115,18 @@ def pace_one(vcodec: str, streaming: bool, seconds: float, size: str, work: Path
     cfg = sim_demo_config(["episode.fps=30", "episode.realtime=true", f"episode.episode_time_s={seconds}",
                            "episode.early_stop.on_success=false", "episode.early_stop.idle_s=null"], size)  # fmt: skip
     import runner.sim  # noqa: F401  (MuJoCo's GL backend first)
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import dataset_recorder, devices
     from runner.sim.world import Variation
     from runner.stages.record import record_plan
 
-    robot = recording.make_robot(recording.robot_config(cfg))
-    teleop = recording.make_teleop(recording.teleop_config(cfg))
+    robot = devices.make_robot(devices.robot_config(cfg))
+    teleop = devices.make_teleop(devices.teleop_config(cfg))
     robot.connect()
     teleop.connect()
     ticks: list[float] = []
     observe = robot.get_observation
     robot.get_observation = lambda: (ticks.append(time.perf_counter()), observe())[1]
-    recorder = recording.DatasetRecorder(
+    recorder = dataset_recorder.DatasetRecorder(
         work / "dataset", "local/pace", 30, robot, True, resume=False, vcodec=vcodec, streaming_encoding=streaming
     )
     planned = record_plan(cfg)[0]
@@ -156,22 +156,22 @@ def record_one(vcodec: str, streaming: bool, episodes: int, size: str, work: Pat
     from lerobot.datasets import LeRobotDataset, dataset_writer
 
     import runner.sim  # noqa: F401  (MuJoCo's GL backend first)
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import dataset_recorder, datasets, devices
     from runner.sim.world import Variation
     from runner.stages.record import record_plan
 
     timers = Timers()
     timers.wrap(dataset_writer.DatasetWriter, "_wait_image_writer", "png staging")
-    timers.wrap(recording.DatasetRecorder, "_wait_for_frames", "png staging")
+    timers.wrap(dataset_recorder.DatasetRecorder, "_wait_for_frames", "png staging")
     timers.wrap(dataset_writer.DatasetWriter, "save_episode", "save_episode")
     timers.wrap(LeRobotDataset, "finalize", "finalize")
-    timers.wrap(recording.SavedState, "take", "transaction")
-    timers.wrap(recording.SavedState, "drop", "transaction")
+    timers.wrap(dataset_recorder.SavedState, "take", "transaction")
+    timers.wrap(dataset_recorder.SavedState, "drop", "transaction")
     timers.wrap(LeRobotDataset, "resume", "reopen")
-    timers.wrap(recording.DatasetRecorder, "add_frame", "add_frame")
+    timers.wrap(dataset_recorder.DatasetRecorder, "add_frame", "add_frame")
 
-    robot = recording.make_robot(recording.robot_config(cfg))
-    teleop = recording.make_teleop(recording.teleop_config(cfg))
+    robot = devices.make_robot(devices.robot_config(cfg))
+    teleop = devices.make_teleop(devices.teleop_config(cfg))
     robot.connect()
     teleop.connect()
     timers.wrap(robot, "get_observation", "sim")
@@ -190,7 +190,7 @@ def record_one(vcodec: str, streaming: bool, episodes: int, size: str, work: Pat
     robot.get_observation = observe_and_keep
     root = work / "dataset"
     start = time.perf_counter()
-    recorder = recording.DatasetRecorder(
+    recorder = dataset_recorder.DatasetRecorder(
         root, "local/codec", cfg.episode.fps, robot, True, resume=False, vcodec=vcodec, streaming_encoding=streaming
     )
     frames = 0
@@ -213,7 +213,7 @@ def record_one(vcodec: str, streaming: bool, episodes: int, size: str, work: Pat
     info = json.loads((root / "meta" / "info.json").read_text())
     codecs = sorted({f["info"]["video.codec"] for f in info["features"].values() if f["dtype"] == "video"})
 
-    dataset = LeRobotDataset("local/codec", root=root, video_backend=recording.VIDEO_BACKEND)
+    dataset = LeRobotDataset("local/codec", root=root, video_backend=datasets.VIDEO_BACKEND)
     keys = dataset.meta.camera_keys
     errors = []
     for index in range(len(dataset)):  # every frame once, for quality
@@ -246,7 +246,7 @@ def decode_rates(roots: list[str], samples: int, rounds: int) -> list[float]:
     sys.path.insert(0, str(REPO))
     from lerobot.datasets import LeRobotDataset
 
-    from runner.lerobot_adapter.recording import VIDEO_BACKEND
+    from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 
     datasets = [LeRobotDataset("local/codec", root=root, video_backend=VIDEO_BACKEND) for root in roots]
     for dataset in datasets:

@@ -61,7 +61,7 @@ def bare_loop(root: Path, rows: list[dict]) -> tuple[int, float]:
     from lerobot.utils.feature_utils import hw_to_dataset_features
 
     from runner.lerobot_adapter.sim_devices import SimScripted, SimScriptedConfig, SimSO101, SimSO101Config
-    from runner.schema import DatasetConfig
+    from runner.schema.recording import DatasetConfig
     from runner.sim.world import Variation
 
     robot = SimSO101(SimSO101Config(fps=10, camera_sizes={"wrist": [128, 96], "side": [128, 96]}))
@@ -107,7 +107,7 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
 
     from runner.core.conf import CONF_DIR, register_resolvers
     from runner.episodes.validation import FrameLog
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import dataset_recorder, devices
     from runner.schema import register_schemas
     from runner.sim.world import Variation
     from runner.stages.record import Display, PlannedEpisode, _record_episode
@@ -118,12 +118,12 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
                  "episode.early_stop.on_success=false"]  # fmt: skip
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    robot = recording.make_robot(recording.robot_config(cfg))
-    teleop = recording.make_teleop(recording.teleop_config(cfg))
+    robot = devices.make_robot(devices.robot_config(cfg))
+    teleop = devices.make_teleop(devices.teleop_config(cfg))
     robot.connect()
     teleop.connect()
     with tempfile.TemporaryDirectory() as tmp:
-        recorder = recording.DatasetRecorder(Path(tmp) / "ds", "local/pace", 30, robot, True, resume=False)
+        recorder = dataset_recorder.DatasetRecorder(Path(tmp) / "ds", "local/pace", 30, robot, True, resume=False)
         robot.start_episode(0, Variation())
         teleop.start_episode(0, 0)
         log = FrameLog({r: (c.height, c.width) for r, c in cfg.cameras.items()}, list(robot.action_features), 0.2)
@@ -143,7 +143,7 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
 
 def save_transaction_ms(root: Path, repeats: int = 20) -> float:
     """Median time to take and drop the roll-back state of a dataset (what each kept episode pays)."""
-    from runner.lerobot_adapter.recording import SavedState
+    from runner.lerobot_adapter.dataset_recorder import SavedState
 
     times = []
     for _ in range(repeats):

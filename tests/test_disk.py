@@ -76,7 +76,7 @@ def _runs(root: Path, stage: str) -> list[Path]:
 
 
 def _episodes_decode(run: Path, count: int) -> None:
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     dataset = load_dataset(run / "dataset", "local/sim_demo")
     assert dataset.num_episodes == count
@@ -164,7 +164,7 @@ def _recorded(disk: Disk) -> dict:
 
 def test_train_stops_at_a_whole_checkpoint_when_the_next_would_not_fit(small_disk):
     from runner.lerobot_adapter.checkpoints import checkpoints
-    from runner.lerobot_adapter.training import load_policy
+    from runner.lerobot_adapter.evaluation import load_policy
 
     disk = small_disk(512)
     env = _recorded(disk)
@@ -177,7 +177,7 @@ def test_train_stops_at_a_whole_checkpoint_when_the_next_would_not_fit(small_dis
     assert json.loads((run / "run.json").read_text())["status"] == "failed"
     output = run / "train"
     assert list(checkpoints(output)) == [2] and (output / "checkpoints" / "last").resolve().name == "000002"
-    load_policy(checkpoints(output)[2])
+    load_policy(checkpoints(output)[2] / "pretrained_model", "cpu")
     disk.empty()
     resumed = run_runner("train", f"resume={run.name}", env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -220,7 +220,8 @@ def test_dropping_unfinished_checkpoints_points_last_at_the_newest_whole_one(tmp
 def test_an_episode_save_cut_short_is_rolled_back_to_the_episodes_before_it(trained, tmp_path):
     import shutil
 
-    from runner.lerobot_adapter.recording import SavedState, load_dataset, roll_back_interrupted_save
+    from runner.lerobot_adapter.dataset_recorder import SavedState, roll_back_interrupted_save
+    from runner.lerobot_adapter.datasets import load_dataset
 
     [record] = _runs(trained, "record")
     root = tmp_path / "dataset"

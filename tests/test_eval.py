@@ -167,7 +167,7 @@ def test_batched_eval_keeps_rollouts_as_one_lerobot_dataset(trained):
     result = _eval(trained, "eval.checkpoint=last", "eval.batch_size=2", "eval.save_rollouts=true", "eval.videos=3")
     assert result.returncode == 0, result.stderr[-3000:]
     run = max(_eval_runs(trained), key=lambda p: p.name)
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     rollouts = load_dataset(run / "eval" / "rollouts", "local/eval_rollouts")
     steps = [int(s) for s in _csv_column(run / "eval" / "episodes.csv", "steps")]

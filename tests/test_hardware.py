@@ -230,7 +230,7 @@ def test_sigterm_while_recording_on_real_arms_releases_torque(tmp_path, outputs_
 def test_an_arm_unplugged_mid_episode_loses_only_that_episode(tmp_path, outputs_root):
     from conftest import start_runner
 
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
         _calibration(tmp_path / "follower.json")
@@ -468,7 +468,7 @@ def _faulty_recording(tmp_path, *overrides):
 )
 def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_root, fault, after_s, message):
     from runner.commands.emulate import serve
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     with serve(tmp_path) as buses:
         process = _faulty_recording(tmp_path)
@@ -498,7 +498,7 @@ def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_
 @pytest.mark.alone
 def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_path, outputs_root):
     from runner.commands.emulate import serve
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
     from runner.stages.record import REPEATED_FRAMES_WARN
 
     fault = tmp_path / "side.fault"

@@ -98,7 +98,7 @@ def record_full_s(tmp_path_factory) -> float:
 
 @pytest.mark.parametrize("trial", _trials("record"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
 def test_record_killed_keeps_its_episodes_and_resumes_to_its_target(trial, tmp_path, record_full_s):
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     _, signum, fraction = trial
     root = tmp_path / "outputs"
@@ -150,7 +150,7 @@ def train_full_s(recorded_root) -> float:
 @pytest.mark.parametrize("trial", _trials("train"), ids=lambda t: f"{t[0]}-{t[1].name}-{t[2]:.2f}")
 def test_train_killed_keeps_only_whole_checkpoints_and_resumes_to_its_target(trial, recorded_root, train_full_s):
     from runner.lerobot_adapter.checkpoints import checkpoints
-    from runner.lerobot_adapter.training import load_policy
+    from runner.lerobot_adapter.evaluation import load_policy
 
     _, signum, fraction = trial
     env = {"RUNNER_OUTPUTS": str(recorded_root)}
@@ -164,10 +164,10 @@ def test_train_killed_keeps_only_whole_checkpoints_and_resumes_to_its_target(tri
     output = run_dir / "train"
     saved = checkpoints(output) if (output / "checkpoints").exists() else {}
     for folder in saved.values():  # a checkpoint on disk either loads or is not listed at all
-        load_policy(folder)
+        load_policy(folder / "pretrained_model", "cpu")
     last = output / "checkpoints" / "last"
     if last.exists():
-        load_policy(last.resolve())
+        load_policy(last.resolve() / "pretrained_model", "cpu")
     resumed = run_runner("train", f"resume={run.id}", env=env, timeout=900)
     OUTCOMES.append(("train", live))
     if not saved:  # killed before its first checkpoint: nothing to resume, said so before anything is written

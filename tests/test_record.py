@@ -23,7 +23,7 @@ def _episodes(run_dir):
 
 
 def _load(run_dir):
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     info = json.loads((run_dir / "dataset" / "meta" / "info.json").read_text())
     return load_dataset(run_dir / "dataset", "local/sim_demo"), info
@@ -322,7 +322,7 @@ def test_the_schemas_video_codecs_are_ones_lerobot_encodes():
     drops one of them fails here, not in a user's recording."""
     from lerobot.configs.video import VALID_VIDEO_CODECS
 
-    from runner.schema import VideoCodec
+    from runner.schema.fields import VideoCodec
 
     assert {codec.value for codec in VideoCodec} <= VALID_VIDEO_CODECS
     assert set(VALID_VIDEO_CODECS) - {codec.value for codec in VideoCodec} == {"libaom-av1"}

@@ -26,7 +26,7 @@ def test_dataset_report_has_every_section_and_the_dataset_s_numbers(trained):
     numbers = json.loads(result.stdout)
     assert _digest(record_run) == before  # a report only reads
 
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     dataset = load_dataset(record_run / "dataset", "local/sim_demo")
     frames = dataset.hf_dataset.with_format("numpy")

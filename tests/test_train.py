@@ -34,17 +34,15 @@ def _train_runs(root: Path) -> list[Path]:
 
 def _load_and_act(checkpoint: Path, dataset_root: Path):
     import torch
-    from lerobot.policies.factory import make_pre_post_processors
 
-    from runner.lerobot_adapter.recording import load_dataset
-    from runner.lerobot_adapter.training import load_policy
+    from runner.lerobot_adapter.datasets import load_dataset
+    from runner.lerobot_adapter.evaluation import load_policy
 
-    policy = load_policy(checkpoint)
-    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(checkpoint / "pretrained_model"))
+    loaded = load_policy(checkpoint / "pretrained_model", "cpu")
+    policy, pre, post = loaded.policy, loaded.preprocessor, loaded.postprocessor
     item = load_dataset(dataset_root, "local/sim_demo")[0]
     batch = {k: v.unsqueeze(0) for k, v in item.items() if k.startswith("observation")}
     batch["task"] = [item["task"]]
-    policy.eval()
     with torch.no_grad():
         return post(policy.select_action(pre(batch)))
 

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
 from runner.core import disk, outputs
+from runner.core.check import FAIL, OK, WARN, Check
 
-OK, WARN, FAIL = "ok", "warn", "fail"
 CV2_WHEELS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
 # (distribution, accepted version prefix or None, why the stages need it)
 REQUIRED_PACKAGES = (
@@ -29,16 +29,6 @@ REQUIRED_PACKAGES = (
     ("pandera", None, "episode validation"),
 )
 INSTALL_FIX = "run `make setup` (it installs the pinned versions into .venv/)"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-    # Hardware rows: the calibration file in use and its SHA-256, recorded by the stages that use the arm.
-    calibration: dict | None = None
 
 
 def _version(dist: str) -> str | None:

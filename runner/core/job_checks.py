@@ -70,7 +70,7 @@ def check_added_keys(cfg: DictConfig, overrides: Iterable[str], groups: Iterable
             raise ConfigError(
                 key,
                 f"is not a key of {schema.__name__} (`+` cannot add keys to a schema)",
-                f"use one of its keys ({fields}), or change runner/schema.py if a new key is really needed",
+                f"use one of its keys ({fields}), or change runner/schema/ if a new key is really needed",
             )
 
 

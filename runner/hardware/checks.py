@@ -15,8 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.commands.doctor import FAIL, OK, WARN, Check
 from runner.core import disk
+from runner.core.check import FAIL, OK, WARN, Check
 from runner.core.errors import ConfigError
 
 REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
@@ -42,18 +42,18 @@ def port_access(name: str, path: str) -> Check:
 
 def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
     """Port, motors and calibration of one arm (kind: robot or teleop)."""
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import devices
     from runner.lerobot_adapter.hardware import probe_arm
 
     label = f"{kind} {device.type} ({device.role})"
     try:
-        path = recording.device_path(cfg, "port", device.role, device.port)
+        path = devices.device_path(cfg, "port", device.role, device.port)
     except ConfigError as error:
         return [Check(f"{label} port", FAIL, f"`{error.key}` {error.problem}", error.fix)]
     access = port_access(f"{label} port", path)
     if access.status != OK:
         return [access]
-    config = recording.robot_config(cfg) if kind == "robot" else recording.teleop_config(cfg)
+    config = devices.robot_config(cfg) if kind == "robot" else devices.teleop_config(cfg)
     report = probe_arm(config)
     if report.error:
         return [access, Check(f"{label} motors", FAIL, report.error, "check the USB cable and the arm's power")]
@@ -108,9 +108,9 @@ def camera_checks(cfg: DictConfig) -> list[Check]:
             rows.append(Check(name, FAIL, f"`host.cameras.{role}` is not set in this host profile", fix))
             continue
         if str(device).startswith(EMULATED_PREFIX):  # measured through LeRobot, as the robot will read it
-            from runner.lerobot_adapter import hardware, recording
+            from runner.lerobot_adapter import devices, hardware
 
-            width, height, fps = hardware.measure_camera(recording.camera_config(cfg, role))
+            width, height, fps = hardware.measure_camera(devices.camera_config(cfg, role))
             probe = CameraProbe(str(device), True, width, height, "emulated", fps)
         else:
             probe = probe_camera(str(device), camera.width, camera.height, camera.fps, camera.fourcc)

@@ -2,7 +2,7 @@
 
 Importing the package itself is cheap (``checkpoints`` reads LeRobot's layout without LeRobot). runner's
 own LeRobot device types (the simulated ``sim_so101`` and ``sim_scripted``, the ``runner_emulated`` camera)
-are registered with LeRobot when ``recording`` is imported; they are also reachable here, lazily, because
+are registered with LeRobot when ``devices`` is imported; they are also reachable here, lazily, because
 LeRobot's factory looks for ``<Name>`` in the package of ``<Name>Config``.
 """
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from lerobot.configs.train import TrainPipelineConfig
 
-from runner.lerobot_adapter.training import TRAIN_CONFIG, Hooks, Processes, run_hooked
+from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processes, run_hooked
 
 EVENTS_FILE = "events.jsonl"
 LAUNCHER_LOG = "launcher.log"

@@ -32,7 +32,7 @@ from lerobot.processor import PolicyProcessorPipeline
 from lerobot.scripts import lerobot_eval
 from lerobot.utils.io_utils import write_video
 
-from runner.lerobot_adapter.recording import merge
+from runner.lerobot_adapter.datasets import merge
 
 log = logging.getLogger("runner.eval")
 

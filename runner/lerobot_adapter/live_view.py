@@ -38,6 +38,6 @@ def show_dataset(root: Path, repo_id: str, episode: int) -> None:
     """LeRobot's own dataset visualiser (lerobot-dataset-viz) on one episode, in a Rerun viewer."""
     from lerobot.scripts.lerobot_dataset_viz import visualize_dataset
 
-    from runner.lerobot_adapter.recording import load_dataset
+    from runner.lerobot_adapter.datasets import load_dataset
 
     visualize_dataset(load_dataset(root, repo_id), episode_index=episode)

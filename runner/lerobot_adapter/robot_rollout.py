@@ -28,8 +28,8 @@ from lerobot.utils.action_interpolator import ActionInterpolator
 from lerobot.utils.feature_utils import combine_feature_dicts
 from lerobot.utils.robot_utils import precise_sleep
 
+from runner.lerobot_adapter.devices import release
 from runner.lerobot_adapter.evaluation import LoadedPolicy
-from runner.lerobot_adapter.recording import release
 
 RETURN_S = 3.0  # LeRobot's own duration for the return to the initial position
 # LeRobot logs every clamped step (max_relative_target) with a dump of the joints; runner counts them.

@@ -22,14 +22,14 @@ log = logging.getLogger("runner.calibrate")
 
 def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.hardware.checks import REAL_ARMS, port_access, without_cameras
-    from runner.lerobot_adapter import hardware, recording
+    from runner.lerobot_adapter import devices, hardware
 
     cfg = without_cameras(cfg)  # calibration needs the motors only
     arms = []
     if cfg.robot.type in REAL_ARMS:
-        arms.append(("robot", cfg.robot, recording.robot_config(cfg)))
+        arms.append(("robot", cfg.robot, devices.robot_config(cfg)))
     if cfg.teleop.type in REAL_ARMS:
-        arms.append(("teleop", cfg.teleop, recording.teleop_config(cfg)))
+        arms.append(("teleop", cfg.teleop, devices.teleop_config(cfg)))
     if not arms:
         raise ConfigError(
             "robot", f"is {cfg.robot.type} and teleop is {cfg.teleop.type}: no real arm to calibrate",

@@ -468,7 +468,7 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     sources = _policy_sources(cfg, ctx)
     _check_policy_type(ctx, sources)
     warnings = _checked_inputs(cfg, sources)
-    from runner.lerobot_adapter import evaluation, recording
+    from runner.lerobot_adapter import devices, evaluation
     from runner.lerobot_adapter.robot_rollout import RobotSession
 
     if not sys.stdin.isatty():
@@ -479,7 +479,7 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
             "run `runner eval` in a terminal (not piped or in the background), or evaluate in simulation",
         )
     device = _device(cfg)
-    robot_config = recording.robot_config(cfg)  # a port or camera missing from the host profile fails here
+    robot_config = devices.robot_config(cfg)  # a port or camera missing from the host profile fails here
     calibration = require_ready_arms(cfg, with_teleop=False)  # the arm answers, is calibrated; nothing moved
     keys = KeyReader.for_stdin()
     order_seed = cfg.eval.order_seed if cfg.eval.order_seed is not None else draw_order_seed()

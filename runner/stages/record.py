@@ -179,16 +179,16 @@ class DeviceLost(ConnectionError):
 def _device_lost(robot, teleop, cfg: DictConfig, error: BaseException) -> DeviceLost | None:
     """Which device failed: a camera (found on the error's traceback), else the arm whose call raised, naming
     its silent motors. None when the error is not a lost device."""
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import faults
 
-    role = recording.camera_role(robot, error)
+    role = faults.camera_role(robot, error)
     if role is not None:
         return DeviceLost(f"the {role} camera ({cfg.cameras[role].type.value})", error)
     if not isinstance(error, ConnectionError):
         return None
-    arm, arm_cfg = (teleop, cfg.teleop) if recording.raised_by(teleop, error) else (robot, cfg.robot)
+    arm, arm_cfg = (teleop, cfg.teleop) if faults.raised_by(teleop, error) else (robot, cfg.robot)
     name = f"the {arm_cfg.get('role', 'leader')} arm ({arm_cfg.type})"
-    silent, total = recording.silent_motors(arm)
+    silent, total = faults.silent_motors(arm)
     if not silent:
         return DeviceLost(name, error)
     if len(silent) == total:
@@ -412,7 +412,7 @@ def _reset_period(seconds: float, keys, display) -> bool:
 def record(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.episodes.validation import EpisodeLimits, FrameLog, check_episode
     from runner.hardware.checks import require_ready_arms
-    from runner.lerobot_adapter import recording
+    from runner.lerobot_adapter import dataset_recorder, devices
     from runner.sim.world import Variation
 
     previous = None
@@ -421,8 +421,8 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     _check_config(cfg)
     plan = record_plan(cfg)
-    robot_config = recording.robot_config(cfg)
-    teleop_config = recording.teleop_config(cfg)
+    robot_config = devices.robot_config(cfg)
+    teleop_config = devices.teleop_config(cfg)
     need = episode_bytes(cfg)
     disk.require_free(ctx.outputs_root if previous is None else previous.path, need,
                       f"one episode ({cfg.episode.episode_time_s:g} s of {len(cfg.cameras)} camera(s))")  # fmt: skip
@@ -433,16 +433,16 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         run.update(calibration=calibration)
     dataset_root = run.dir / DATASET_DIR
     if previous is not None:
-        removed = recording.clean_staged_frames(dataset_root)
+        removed = dataset_recorder.clean_staged_frames(dataset_root)
         if removed:
             log.info("removed %d staged frames of the episode the crash interrupted", removed)
-        if recording.roll_back_interrupted_save(dataset_root):
+        if dataset_recorder.roll_back_interrupted_save(dataset_root):
             log.info("rolled back the episode save the crash interrupted; the episodes kept before it are intact")
     (run.dir / "setup_notes.txt").write_text("".join(f"- {note}\n" for note in cfg.task.setup_notes))
     run.add_artifact("setup_notes.txt")
 
-    robot = recording.make_robot(robot_config)
-    teleop = recording.make_teleop(teleop_config)
+    robot = devices.make_robot(robot_config)
+    teleop = devices.make_teleop(teleop_config)
     keys = KeyReader.for_stdin() if cfg.episode.early_stop.keys else None
     display = Display(sys.stdout.isatty())
     recorder = None
@@ -450,7 +450,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         robot.connect()
         if teleop is not None:
             teleop.connect()
-        recorder = recording.DatasetRecorder(
+        recorder = dataset_recorder.DatasetRecorder(
             dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None,
             vcodec=cfg.dataset.vcodec, streaming_encoding=cfg.dataset.streaming_encoding,
         )  # fmt: skip
@@ -584,5 +584,5 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         if keys is not None:
             keys.close()
         if teleop is not None:
-            recording.release(teleop)
-        recording.release(robot)  # torque off, or closed anyway when the arm no longer answers
+            devices.release(teleop)
+        devices.release(robot)  # torque off, or closed anyway when the arm no longer answers

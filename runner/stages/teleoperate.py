@@ -26,7 +26,7 @@ REPORT_EVERY_S = 5.0
 
 def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.hardware.checks import require_ready_arms, without_cameras
-    from runner.lerobot_adapter import live_view, recording
+    from runner.lerobot_adapter import devices, live_view
 
     if cfg.teleop.type == "none":
         raise ConfigError("teleop", "is none: there is no leader to follow", "use teleop=so101_leader")
@@ -38,8 +38,8 @@ def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
         )
     if not cfg.display:
         cfg = without_cameras(cfg)  # without a view the loop needs no images; cameras would slow it
-    robot = recording.make_robot(recording.robot_config(cfg))
-    teleop = recording.make_teleop(recording.teleop_config(cfg))
+    robot = devices.make_robot(devices.robot_config(cfg))
+    teleop = devices.make_teleop(devices.teleop_config(cfg))
     calibration = require_ready_arms(cfg)
     run = ctx.start_run()
     if calibration:
@@ -85,8 +85,8 @@ def teleoperate(cfg: DictConfig, ctx: StageContext) -> None:
             keys.close()
         if cfg.display:
             live_view.stop()
-        recording.release(teleop)
-        recording.release(robot)  # LeRobot releases the follower's torque here (disable_torque_on_disconnect)
+        devices.release(teleop)
+        devices.release(robot)  # LeRobot releases the follower's torque here (disable_torque_on_disconnect)
         if periods:
             ordered = sorted(periods)
             run.update(teleoperation={

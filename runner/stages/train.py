@@ -236,7 +236,7 @@ def _retain(output_dir: Path, keep_last: int | None, keep_steps: list[int], newe
 
 
 def train(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.lerobot_adapter import checkpoints, recording, training
+    from runner.lerobot_adapter import checkpoints, datasets, hooked_training, training
 
     previous = None
     if cfg.resume is not None:
@@ -323,9 +323,9 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             f"{what}; {saved}. Free some space (or keep fewer checkpoints: train.keep_checkpoints=N), then {resume}"
         )
 
-    hooks = training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
+    hooks = hooked_training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
     # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
-    processes = training.Processes(cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / LOGS_DIR)
+    processes = hooked_training.Processes(cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / LOGS_DIR)
     if not processes.in_process:
         if device == "cpu" and processes.count > 1:
             log.warning("train.num_processes=%d on the CPU: %d gloo processes share this machine's cores "
@@ -339,7 +339,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             root = dataset_runs[0].path / "dataset"
             repo_id = cfg.dataset.repo_id
             if len(dataset_runs) > 1:
-                root, repo_id = recording.merge(
+                root, repo_id = datasets.merge(
                     [(r.path / "dataset") for r in dataset_runs], run.dir / "dataset", f"{cfg.dataset.repo_id}_merged"
                 )
                 run.add_artifact("dataset")

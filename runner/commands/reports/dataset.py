@@ -43,7 +43,7 @@ def _discarded(row: dict[str, str]) -> dict[str, Any]:
 
 def analyse(run_dir: Path) -> dict[str, Any]:
     """Every number of the report, from the run's files and its LeRobot dataset."""
-    from runner.lerobot_adapter.recording import read_dataset
+    from runner.lerobot_adapter.datasets import read_dataset
 
     record = json.loads((run_dir / "run.json").read_text())
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())

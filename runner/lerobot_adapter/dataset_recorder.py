@@ -1,7 +1,6 @@
-"""Robots, teleoperators and datasets for recording, through LeRobot's own classes.
+"""Episodes recorded into a LeRobot dataset, crash-safe, through LeRobot's own classes.
 
-Runner configs become LeRobot's config dataclasses (``draccus.decode``), so LeRobot validates what it owns;
-frames go through LeRobot's default processors and ``build_dataset_frame`` exactly as in ``lerobot-record``;
+Frames go through LeRobot's default processors and ``build_dataset_frame`` exactly as in ``lerobot-record``;
 episodes are written by ``LeRobotDataset``. What runner adds is crash safety: every kept episode is
 finalized (parquet footers and metadata on disk) and the dataset reopened, so a SIGKILL loses at most the
 episode being recorded; and each save is a transaction (``SavedState``), so a save that fails half-way (a
@@ -17,238 +16,24 @@ import json
 import logging
 import os
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
-import draccus
-import numpy as np
-from lerobot.cameras import CameraConfig
-from lerobot.cameras.opencv import configuration_opencv  # noqa: F401  (registers the opencv camera type)
-from lerobot.cameras.realsense import configuration_realsense  # noqa: F401  (registers intelrealsense)
 from lerobot.configs.video import RGBEncoderConfig, encoder_config_from_video_info
 from lerobot.datasets import LeRobotDataset, aggregate_pipeline_dataset_features, create_initial_features, image_writer
 from lerobot.processor import make_default_processors
-from lerobot.robots import (
-    RobotConfig,
-    make_robot_from_config,
-    so_follower,  # noqa: F401  (registers so100_follower, so101_follower)
-)
 from lerobot.robots.robot import Robot
-from lerobot.teleoperators import (
-    TeleoperatorConfig,
-    make_teleoperator_from_config,
-    so_leader,  # noqa: F401  (registers so100_leader, so101_leader)
-)
-from lerobot.teleoperators.teleoperator import Teleoperator
 from lerobot.utils.constants import ACTION, OBS_STR
 from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dicts
-from omegaconf import DictConfig, OmegaConf
 
 from runner.core import outputs
 from runner.core.errors import ConfigError
-from runner.hardware.cameras import EMULATED_PREFIX
-from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
-from runner.schema import DatasetConfig
+from runner.lerobot_adapter.datasets import VIDEO_BACKEND
+from runner.schema.recording import DatasetConfig
 
 log = logging.getLogger("runner.hardware")
 STAGED_IMAGES = "images"
 META = "meta"
-VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
-BUS_SETTLE_S = 0.1
-
-
-def device_path(cfg: DictConfig, kind: str, role: str, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    path = cfg.host.ports.get(role) if kind == "port" else cfg.host.cameras.get(role)
-    if path is None:
-        where = "host.ports" if kind == "port" else "host.cameras"
-        raise ConfigError(
-            f"{where}.{role}",
-            f"is not set: the experiment needs a {kind} for the '{role}' role and this host profile has none",
-            f"run `runner find-port` or add `{role}: /dev/...` under `{where.split('.')[1]}:` in conf/host/local.yaml",
-        )
-    return str(path)
-
-
-def robot_config(cfg: DictConfig) -> RobotConfig:
-    """The LeRobot robot config for a runner config (robot, cameras by role, host devices)."""
-    robot = cfg.robot
-    if robot.type == "sim_so101":
-        sizes = {}
-        for role, camera in cfg.cameras.items():
-            if camera.type.value != "sim":
-                raise ConfigError(
-                    f"cameras.{role}.type",
-                    f"is {camera.type.value}, but the simulated robot only has sim cameras",
-                    "use cameras=sim_wrist_side (or another sim camera option) with robot=sim_so101",
-                )
-            sizes[role] = [camera.width, camera.height]
-        fields = {
-            "type": "sim_so101",
-            "id": robot.id,
-            "fps": cfg.episode.fps,
-            "camera_sizes": sizes,
-            "max_relative_target": robot.max_relative_target,
-            "render": robot.render.value,
-        }
-    else:
-        cameras = {role: _camera_fields(cfg, role) for role in cfg.cameras}
-        fields = {
-            "type": robot.type,
-            "id": robot.id,
-            "port": device_path(cfg, "port", robot.role, robot.port),
-            "max_relative_target": robot.max_relative_target,
-            "disable_torque_on_disconnect": robot.disable_torque_on_disconnect,
-            "use_degrees": robot.use_degrees,
-            "calibration_dir": robot.calibration_dir or cfg.host.calibration_dir,
-            "cameras": cameras,
-        }
-    return draccus.decode(RobotConfig, _without_none(fields))
-
-
-def _camera_fields(cfg: DictConfig, role: str) -> dict[str, Any]:
-    """One real camera's LeRobot config fields: the experiment's mode, the host profile's device."""
-    camera = cfg.cameras[role]
-    if camera.type.value == "sim":
-        raise ConfigError(
-            f"cameras.{role}.type", "is sim, but a real robot needs real cameras", "use cameras=wrist_side"
-        )
-    device = device_path(cfg, "camera", role, None)
-    entry: dict[str, Any] = {
-        "type": camera.type.value,
-        "fps": camera.fps,
-        "width": camera.width,
-        "height": camera.height,
-        "color_mode": camera.color_mode.value,
-    }
-    if device.startswith(EMULATED_PREFIX):  # a stand-in camera: emulated:<source>[@<fps>][?faults=<file>]
-        spec, _, query = device.removeprefix(EMULATED_PREFIX).partition("?")
-        source, _, delivered = spec.partition("@")
-        options = dict(item.partition("=")[::2] for item in query.split("&") if item)
-        entry |= {"type": "runner_emulated", "source": source, "delivered_fps": int(delivered) if delivered else None,
-                  "faults": options.get("faults")}  # fmt: skip
-    elif camera.type.value == "opencv":
-        entry |= {"index_or_path": int(device) if device.isdigit() else device, "fourcc": camera.fourcc}
-        entry["rotation"] = camera.rotation
-    else:
-        entry["serial_number_or_name"] = device
-    return entry
-
-
-def camera_config(cfg: DictConfig, role: str) -> CameraConfig:
-    """The LeRobot camera config the robot will use for ``role``."""
-    return draccus.decode(CameraConfig, _without_none(_camera_fields(cfg, role)))
-
-
-def teleop_config(cfg: DictConfig) -> TeleoperatorConfig | None:
-    teleop = cfg.teleop
-    if teleop.type == "none":
-        return None
-    if teleop.type == "sim_scripted":
-        if cfg.robot.type != "sim_so101":
-            raise ConfigError(
-                "teleop", "is the scripted sim operator, but the robot is real", "use teleop=so101_leader"
-            )
-        fields = OmegaConf.to_container(teleop) | {"robot_id": cfg.robot.id}
-        fields.pop("operator", None)
-    else:
-        fields = {
-            "type": teleop.type,
-            "id": teleop.id,
-            "port": device_path(cfg, "port", teleop.role, teleop.port),
-            "use_degrees": teleop.use_degrees,
-            "calibration_dir": teleop.calibration_dir or cfg.host.calibration_dir,
-        }
-    return draccus.decode(TeleoperatorConfig, _without_none(fields))
-
-
-def _without_none(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def make_robot(config: RobotConfig) -> Robot:
-    return make_robot_from_config(config)
-
-
-def make_teleop(config: TeleoperatorConfig | None) -> Teleoperator | None:
-    return None if config is None else make_teleoperator_from_config(config)
-
-
-def release(device: Robot | Teleoperator) -> str | None:
-    """Disconnect a robot or teleoperator, releasing torque where LeRobot does (disable_torque_on_disconnect).
-
-    An arm that no longer answers (unplugged, power lost) cannot confirm torque off: its port and cameras
-    are closed anyway, and the reason is returned (None when the release went through) for the caller's
-    message. Never raises on that path, so the error that stopped the stage is the one reported.
-
-    LeRobot turns torque off motor by motor and stops at the first that does not answer: with one silent
-    servo, the motors after it would stay stiff. Each motor is then asked on its own.
-    """
-    if not device.is_connected:
-        return None
-    try:
-        device.disconnect()
-        return None
-    except (ConnectionError, RuntimeError, OSError) as error:
-        bus = getattr(device, "bus", None)
-        if bus is not None:
-            for motor in bus.motors:
-                with contextlib.suppress(Exception):
-                    bus.disable_torque(motor, num_retry=2)
-            with contextlib.suppress(Exception):
-                bus.port_handler.closePort()
-        for camera in getattr(device, "cameras", {}).values():
-            if camera.is_connected:
-                with contextlib.suppress(Exception):
-                    camera.disconnect()
-        reason = str(error).strip().splitlines()[0]
-        log.warning("%s did not confirm torque off (%s): its port was closed anyway", device, reason)
-        return reason
-
-
-def _owners(error: BaseException) -> list[int]:
-    """The ids of the objects whose methods ``error`` passed through, outermost first."""
-    owners, frame = [], error.__traceback__
-    while frame is not None:
-        owners.append(id(frame.tb_frame.f_locals.get("self")))
-        frame = frame.tb_next
-    return owners
-
-
-def camera_role(device: Robot | Teleoperator, error: BaseException) -> str | None:
-    """The role of the device's camera that raised ``error`` (found on its traceback), or None."""
-    roles = {id(camera): role for role, camera in getattr(device, "cameras", {}).items()}
-    return next((roles[owner] for owner in reversed(_owners(error)) if owner in roles), None)
-
-
-def raised_by(device: Robot | Teleoperator | None, error: BaseException) -> bool:
-    """Whether ``error`` came out of one of the device's own methods."""
-    return device is not None and id(device) in _owners(error)
-
-
-def silent_motors(device: Robot | Teleoperator) -> tuple[list[str], int]:
-    """The arm's motors that no longer answer a ping, as "<id> (<joint>)", and how many motors it has."""
-    bus = getattr(device, "bus", None)
-    if bus is None:
-        return [], 0
-    # The motors that did answer the failed read may still be replying: let the line go quiet and drop
-    # those replies, or each ping would read the one before it.
-    time.sleep(BUS_SETTLE_S)
-    with contextlib.suppress(Exception):
-        bus.port_handler.ser.reset_input_buffer()
-    silent = []
-    for name, motor in bus.motors.items():
-        try:
-            answer = bus.ping(name, num_retry=2)  # one missed reply on a busy bus is not a silent motor
-        except Exception:  # the port itself is gone
-            answer = None
-        if answer is None:
-            silent.append(f"{motor.id} ({name})")
-    return silent, len(bus.motors)
 
 
 def clean_staged_frames(root: Path) -> int:
@@ -540,48 +325,3 @@ class DatasetRecorder:
         staged = self.root / STAGED_IMAGES
         if staged.is_dir() and not any(p.is_file() for p in staged.rglob("*")):
             shutil.rmtree(staged)
-
-
-def merge(roots: list[Path], output: Path, repo_id: str) -> tuple[Path, str]:
-    """Several recorded datasets as one new dataset at ``output`` (LeRobot's merge_datasets)."""
-    from lerobot.datasets.dataset_tools import merge_datasets
-
-    sources = [LeRobotDataset(f"local/{root.parent.name}", root=root, video_backend=VIDEO_BACKEND) for root in roots]
-    merge_datasets(sources, repo_id, output_dir=output)
-    return output, repo_id
-
-
-def load_dataset(root: Path, repo_id: str) -> LeRobotDataset:
-    """A recorded dataset, read-only, decoding video with pyav."""
-    return LeRobotDataset(repo_id, root=root, video_backend=VIDEO_BACKEND)
-
-
-@dataclass
-class DatasetTables:
-    """A recorded dataset's numbers as arrays, one row per frame, for reports."""
-
-    dataset: LeRobotDataset
-    fps: int
-    episode_index: np.ndarray
-    state: np.ndarray
-    action: np.ndarray
-    joints: list[str]  # the state's and action's columns, without the ".pos" suffix
-    cameras: list[str]  # camera roles
-
-    def image(self, frame: int, role: str) -> np.ndarray:
-        """One camera image of one frame, decoded: height x width x 3, floats in 0..1."""
-        return self.dataset[frame][f"observation.images.{role}"].numpy().transpose(1, 2, 0)
-
-
-def read_dataset(root: Path, repo_id: str) -> DatasetTables:
-    dataset = load_dataset(root, repo_id)
-    frames = dataset.hf_dataset.with_format("numpy")
-    return DatasetTables(
-        dataset=dataset,
-        fps=int(dataset.fps),
-        episode_index=np.asarray(frames["episode_index"]),
-        state=np.stack(frames["observation.state"]),
-        action=np.stack(frames["action"]),
-        joints=[name.removesuffix(".pos") for name in dataset.features["observation.state"]["names"]],
-        cameras=[key.removeprefix("observation.images.") for key in dataset.meta.camera_keys],
-    )

@@ -1,0 +1,94 @@
+"""Schemas of the robot, teleop and cameras groups: the fields of LeRobot's own device configs, plus roles
+and the simulated devices' options."""
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+from runner.schema.fields import CameraType, ColorMode, RenderQuality, bounded
+
+# --- robot -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SimRobotConfig:
+    """The simulated SO-101 arm (MuJoCo); same joints and feature names as LeRobot's so101_follower."""
+
+    type: str = "sim_so101"
+    id: str = "sim_so101"
+    max_relative_target: float | None = bounded(None, gt=0)
+    render: RenderQuality = RenderQuality.fast
+
+
+@dataclass
+class SOFollowerConfig:
+    """A real SO-100/SO-101 follower arm (LeRobot ``so100_follower`` / ``so101_follower``).
+
+    The serial port comes from the host profile by ``role``; ``port`` overrides it for one run.
+    """
+
+    type: str = MISSING
+    id: str = MISSING
+    role: str = "follower"
+    port: str | None = None
+    # Degrees of joint motion allowed per control step: LeRobot leaves it unlimited, we do not.
+    max_relative_target: float | None = bounded(10.0, gt=0)
+    disable_torque_on_disconnect: bool = True
+    use_degrees: bool = True
+    calibration_dir: str | None = None
+
+
+# --- teleop ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptedTeleopConfig:
+    """A scripted operator that solves the sim task; stands in for the human in simulation."""
+
+    type: str = "sim_scripted"
+    id: str = "scripted"
+    operator: str = "scripted"
+    speed: float = bounded(1.0, gt=0)
+    noise: float = bounded(0.0, ge=0)
+    failure_rate: float = bounded(0.0, ge=0, le=1)
+    # Fractional speed-up per recorded episode (0 = a steady operator).
+    learning_rate: float = bounded(0.0, ge=0)
+
+
+@dataclass
+class SOLeaderConfig:
+    """A real SO-100/SO-101 leader arm (LeRobot ``so100_leader`` / ``so101_leader``)."""
+
+    type: str = MISSING
+    id: str = MISSING
+    role: str = "leader"
+    port: str | None = None
+    operator: str = "human"
+    use_degrees: bool = True
+    calibration_dir: str | None = None
+
+
+@dataclass
+class NoTeleopConfig:
+    """No teleoperator: the policy or nothing drives the robot."""
+
+    type: str = "none"
+
+
+# --- cameras -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CameraConfig:
+    """One camera, named by its role (wrist, side, top, ...) in the ``cameras`` group.
+
+    The device (index or stable path) is machine-specific and lives in the host profile by role.
+    """
+
+    type: CameraType = CameraType.opencv
+    width: int = bounded(640, ge=1)
+    height: int = bounded(480, ge=1)
+    fps: int = bounded(30, ge=1)
+    fourcc: str | None = None
+    color_mode: ColorMode = ColorMode.rgb
+    rotation: int = 0
