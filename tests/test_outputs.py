@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import run_dirs, run_probe, run_runner, start_probe
 
-from runner.core import outputs, provenance
+from runner.core import layout, outputs, provenance
 
 RUN_KEYS = {
     "id",
@@ -134,7 +134,7 @@ def test_multirun_is_one_sweep(outputs_root):
     assert len(dirs) == 3
     [sweep_dir] = {d.parent for d in dirs}
     assert sweep_dir.parent == outputs_root / "sim_demo"
-    sweep = json.loads((sweep_dir / outputs.SWEEP_FILE).read_text())
+    sweep = json.loads((sweep_dir / layout.SWEEP_JSON).read_text())
     assert sweep["id"] == sweep_dir.name and sweep["ended_at"]
     records = [_record(d) for d in dirs]
     assert {r["sweep"]["id"] for r in records} == {sweep_dir.name}

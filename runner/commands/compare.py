@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from runner.core import outputs, provenance
+from runner.core import layout, outputs
+from runner.core.run import utility_run
 from runner.stats import fisher_exact
 
 ALPHA = 0.05
@@ -77,12 +78,12 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def flat_config(run: outputs.RunInfo) -> dict[str, Any]:
     """A run's saved config as dotted keys (``eval.n_episodes``: 10); empty when it has none."""
-    config_file = run.path / ".hydra" / "config.yaml"
+    config_file = run.path / layout.CONFIG_YAML
     return _flatten(yaml.safe_load(config_file.read_text())) if config_file.exists() else {}
 
 
 def _row(run: outputs.RunInfo) -> Row | None:
-    metrics_file = run.path / "eval" / "metrics.json"
+    metrics_file = run.path / layout.EVAL_METRICS_JSON
     if run.stage != "eval" or run.status != "succeeded" or not metrics_file.exists():
         return None
     return Row(run, json.loads(metrics_file.read_text()), flat_config(run))
@@ -257,28 +258,25 @@ def main(argv: list[str]) -> int:
     differing = sorted({k for row in rows for k in row.differing})
     experiments = {row.run.experiment for row in rows}
     experiment = experiments.pop() if len(experiments) == 1 else "default"
-    run_dir, record = provenance.start_utility_run(root / experiment, "compare", ["runner", "compare", *argv],
-                                                   [r.run.id for r in rows])  # fmt: skip
-    columns = [*METRIC_COLUMNS, *differing]
-    outputs.write_csv_atomic(run_dir / "comparison.csv", columns, [row.values() for row in rows])
-    markdown = (
-        f"# Comparison {run_dir.name}\n\n{_markdown(rows, columns)}\n\n"
-        f"Best: **{best.run.id}** ({best.metrics['success_rate']:.0%}). p_vs_best: {TEST_NAME}. "
-        "CI: Wilson score interval, 95 %. Rows with comparable=False were evaluated on other seeds than the "
-        "best row.\n"
-    )
-    (run_dir / ".comparison.md").write_text(markdown)
-    (run_dir / ".comparison.md").replace(run_dir / "comparison.md")
-    _plot(rows, best, run_dir / "comparison.png")
-    record |= {
-        "status": "succeeded",
-        "ended_at": outputs.now_iso(),
-        "artifacts": ["comparison.csv", "comparison.md", "comparison.png"],
-        "comparison": {"best": best.run.id, "rows": len(rows), "test": TEST_NAME, "skipped": skipped},
-    }
-    outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
+    argv = ["runner", "compare", *argv]
+    with utility_run(root / experiment, "compare", argv, [r.run.id for r in rows]) as run:
+        run_dir = run.dir
+        columns = [*METRIC_COLUMNS, *differing]
+        csv_file, markdown_file, plot_file = (run_dir / name for name in layout.COMPARISON_FILES)
+        outputs.write_csv_atomic(csv_file, columns, [row.values() for row in rows])
+        markdown = (
+            f"# Comparison {run_dir.name}\n\n{_markdown(rows, columns)}\n\n"
+            f"Best: **{best.run.id}** ({best.metrics['success_rate']:.0%}). p_vs_best: {TEST_NAME}. "
+            "CI: Wilson score interval, 95 %. Rows with comparable=False were evaluated on other seeds than the "
+            "best row.\n"
+        )
+        outputs.write_text_atomic(markdown_file, markdown)
+        _plot(rows, best, plot_file)
+        for name in layout.COMPARISON_FILES:
+            run.add_artifact(name)
+        run.update(comparison={"best": best.run.id, "rows": len(rows), "test": TEST_NAME, "skipped": skipped})
     if args.json:
-        print(json.dumps({"run": record["id"], "dir": str(run_dir), "best": best.run.id, "test": TEST_NAME,
+        print(json.dumps({"run": run.id, "dir": str(run_dir), "best": best.run.id, "test": TEST_NAME,
                           "rows": [row.values() for row in rows], "skipped": skipped}, indent=2))  # fmt: skip
     else:
         _print_table(rows, best, differing, skipped)

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from runner.core import outputs, provenance
+from runner.core import outputs
+from runner.core.run import utility_run
 from runner.hardware.host_profile import ask, profile_path, write_profile
 
 
@@ -31,8 +32,17 @@ def main(argv: list[str]) -> int:
     import cv2
 
     root = args.outputs or outputs.default_outputs_root()
-    run_dir, record = provenance.start_utility_run(root / "hardware", "find-cameras", ["runner", "find-cameras", *argv],
-                                                   [])  # fmt: skip
+    with utility_run(root / "hardware", "find-cameras", ["runner", "find-cameras", *argv]) as run:
+        found = _snapshots(probes, run.dir, cv2)
+        for camera in found:
+            run.add_artifact(camera["snapshot"])
+        roles = _ask_roles(found, profile_path(args.host, args.profile))
+        run.update(cameras=found, roles=roles)
+    return 0
+
+
+def _snapshots(probes: list, run_dir: Path, cv2) -> list[dict]:
+    """A snapshot of each camera in the run directory, and what it delivers."""
     found = []
     for index, probe in enumerate(probes):
         snapshot = run_dir / f"camera_{index}.png"
@@ -41,7 +51,11 @@ def main(argv: list[str]) -> int:
                       "measured_fps": round(probe.measured_fps, 1), "snapshot": snapshot.name})  # fmt: skip
         print(f"[{index}] {probe.device}: {probe.width}x{probe.height} {probe.fourcc} at "
               f"{probe.measured_fps:.1f} fps measured · snapshot {snapshot}")  # fmt: skip
-    profile = profile_path(args.host, args.profile)
+    return found
+
+
+def _ask_roles(found: list[dict], profile: Path) -> dict[str, str]:
+    """Ask the role of each camera and write the named ones to the host profile; Ctrl-D or Ctrl-C writes none."""
     roles: dict[str, str] = {}
     try:
         for index, camera in enumerate(found):
@@ -56,7 +70,4 @@ def main(argv: list[str]) -> int:
     for role, device in roles.items():
         write_profile(profile, "cameras", role, device)
         print(f"Wrote cameras.{role}: {device} to {profile}")
-    record |= {"status": "succeeded", "ended_at": outputs.now_iso(), "cameras": found, "roles": roles,
-               "artifacts": [c["snapshot"] for c in found]}  # fmt: skip
-    outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
-    return 0
+    return roles

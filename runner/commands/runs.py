@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from runner.core import outputs
+from runner.core import layout, outputs
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,7 +131,7 @@ def _show(run: outputs.RunInfo, as_json: bool) -> None:
     for key, value in rows.items():
         table.add_row(key, value)
     console.print(table)
-    config_file = run.path / ".hydra" / "config.yaml"
+    config_file = run.path / layout.CONFIG_YAML
     if config_file.exists():
         import yaml
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from runner.core import outputs
+from runner.core import layout, outputs
 
 INSTALL = ".venv/bin/pip install 'lerobot[viz]'"
 
@@ -30,14 +30,14 @@ def main(argv: list[str]) -> int:
         print(f"runner viz: {error} Give a record or eval run id (see `runner runs`).", file=sys.stderr)
         return 2
     if run.stage == "record":
-        data = run.path / "dataset"
-        repo_id = yaml.safe_load((run.path / ".hydra" / "config.yaml").read_text())["dataset"]["repo_id"]
+        data = run.path / layout.DATASET_DIR
+        repo_id = yaml.safe_load((run.path / layout.CONFIG_YAML).read_text())["dataset"]["repo_id"]
     elif run.stage == "eval":
-        data, repo_id = run.path / "eval" / "rollouts", "local/eval_rollouts"
+        data, repo_id = run.path / layout.EVAL_ROLLOUTS_DIR, "local/eval_rollouts"
     else:
         print(f"runner viz: {run.id} is a {run.stage} run; give a record or eval run.", file=sys.stderr)
         return 2
-    if not (data / "meta" / "info.json").exists():
+    if not (data / layout.DATASET_INFO).exists():
         hint = "evaluate with eval.save_rollouts=true" if run.stage == "eval" else "record at least one episode"
         print(f"runner viz: {run.id} has no dataset at {data}: {hint}.", file=sys.stderr)
         return 2

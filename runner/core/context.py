@@ -1,4 +1,4 @@
-"""The machinery every Hydra-composed stage shares.
+"""What a stage entry gets besides its config (``StageContext``): the calls that start, resume and end its run.
 
 A stage is a name, a one-line summary, the config sections it reads and an entry function
 ``entry(cfg, ctx)``. The entry validates what it needs and only then calls ``ctx.start_run()``, which
@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
-import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from runner.core import outputs, provenance
+from runner.core import layout, outputs, provenance
 from runner.core.errors import ConfigError
-from runner.core.redact import RedactingFormatter, Redactor
+from runner.core.redact import Redactor
+from runner.core.run import Run, attach_run_log, end_run, write_git_diff
 from runner.core.stage import Stage
 from runner.core.sweeps import end_sweep, launcher_identity, sweep_record
 
@@ -31,48 +30,6 @@ log = logging.getLogger("runner")
 
 class ValidationPassed(Exception):
     """Raised by ``StageContext.start_run`` in a dry run: the stage checked everything it checks first."""
-
-
-class _RunLogHandler(logging.FileHandler):
-    """run.log. A line that cannot be written (a full disk) is reported once on the console, not as one
-    traceback per log line."""
-
-    failed = False
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        if not self.failed:
-            self.failed = True
-            print(f"runner: could not write {self.baseFilename} ({sys.exc_info()[1]}); "
-                  "the log goes on on the console only", file=sys.stderr)  # fmt: skip
-
-
-@dataclass
-class Run:
-    """One run directory and its run.json, kept up to date as the stage goes."""
-
-    id: str
-    dir: Path
-    record: dict[str, Any]
-    redactor: Redactor
-
-    def save(self) -> None:
-        outputs.write_json_atomic(self.dir / outputs.RUN_FILE, self.redactor.data(self.record))
-
-    def add_parents(self, run_ids: Iterable[str]) -> None:
-        for run_id in run_ids:
-            if run_id not in self.record["parents"]:
-                self.record["parents"].append(run_id)
-        self.save()
-
-    def add_artifact(self, path: Path | str) -> None:
-        relative = str(Path(path).relative_to(self.dir) if Path(path).is_absolute() else path)
-        if relative not in self.record["artifacts"]:
-            self.record["artifacts"].append(relative)
-        self.save()
-
-    def update(self, **fields: Any) -> None:
-        self.record.update(fields)
-        self.save()
 
 
 @dataclass
@@ -114,19 +71,17 @@ class StageContext:
         redactor = self.redactor
         cfg_data = OmegaConf.to_container(self.cfg, resolve=True)
         self._write_hydra_dir(run_dir, cfg_data, redactor)
-        git, diff = provenance.git_state(outputs.repo_root())
-        if diff is not None:
-            (run_dir / provenance.GIT_DIFF_FILE).write_text(redactor.text(diff))
+        git = write_git_diff(run_dir, redactor)
         record = provenance.run_record(
             run_id, self.stage.name, self.experiment, [redactor.override(a) for a in self.argv],
             [redactor.override(o) for o in self.overrides], list(parents), git, outputs.now_iso(),
         )  # fmt: skip
         record["sweep"] = None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]}
         record["launcher"] = launcher_identity()
-        record["artifacts"] = [".hydra/config.yaml", "run.log"]
+        record["artifacts"] = [layout.CONFIG_YAML, layout.RUN_LOG]
         self.run = Run(run_id, run_dir, record, redactor)
         self.run.save()
-        self._attach_log(run_dir / "run.log", redactor)
+        self._log_handler = attach_run_log(run_dir / layout.RUN_LOG, redactor)
         _set_hydra_output_dir(run_dir)
         log.info("%s run %s -> %s", self.stage.name, run_id, run_dir)
         return self.run
@@ -146,7 +101,7 @@ class StageContext:
         _, sweep_dir = outputs.create_unique_dir(self.outputs_root / self.experiment, f"{self.stage.name}-sweep")
         record = sweep_record(sweep_dir.name, self.stage.name, self.experiment, self.argv[2:], self.argv,
                                self.overrides, self.redactor)  # fmt: skip
-        outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record | sweep_fields)
+        outputs.write_json_atomic(sweep_dir / layout.SWEEP_JSON, record | sweep_fields)
         contexts = []
         for job, (cfg, overrides) in enumerate(jobs):
             ctx = self if job == 0 else dataclasses.replace(self, run=None, _log_handler=None)
@@ -162,7 +117,7 @@ class StageContext:
             if ctx is not self:
                 ctx.finish(status, error)
         if self.sweep is not None:
-            end_sweep(Path(self.sweep["dir"]) / outputs.SWEEP_FILE)
+            end_sweep(Path(self.sweep["dir"]) / layout.SWEEP_JSON)
 
     def resume_run(self, previous: outputs.RunInfo, cfg: DictConfig | None = None) -> Run:
         """Reopen an earlier run of this stage to continue it in its own directory.
@@ -198,8 +153,8 @@ class StageContext:
         if cfg is not None:
             data = OmegaConf.to_container(cfg, resolve=True) | {"resume": None}
             text = OmegaConf.to_yaml(OmegaConf.create(self.redactor.data(data)))
-            outputs.write_text_atomic(previous.path / ".hydra" / "config.yaml", text)
-        self._attach_log(previous.path / "run.log", self.redactor)
+            outputs.write_text_atomic(previous.path / layout.CONFIG_YAML, text)
+        self._log_handler = attach_run_log(previous.path / layout.RUN_LOG, self.redactor)
         _set_hydra_output_dir(previous.path)
         log.info("%s run %s resumed (was %s) in %s", self.stage.name, previous.id, previous.status, previous.path)
         return self.run
@@ -207,7 +162,7 @@ class StageContext:
     def _write_hydra_dir(self, run_dir: Path, cfg_data: Any, redactor: Redactor) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        hydra_dir = run_dir / ".hydra"
+        hydra_dir = run_dir / layout.HYDRA_DIR
         hydra_dir.mkdir()
         hydra_data = OmegaConf.to_container(HydraConfig.get(), resolve=False)
         files = {
@@ -218,33 +173,9 @@ class StageContext:
         for name, data in files.items():
             (hydra_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
 
-    def _attach_log(self, path: Path, redactor: Redactor) -> None:
-        handler = _RunLogHandler(path)
-        handler.setFormatter(RedactingFormatter(redactor, "%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(handler)
-        self._log_handler = handler
-
     def finish(self, status: str, error: BaseException | None = None) -> None:
-        if self.run is None:
-            return
-        if error is not None:
-            self.run.record["error"] = {"type": type(error).__name__, "message": str(error)}
-            if status == "failed":
-                # The traceback is for run.log; the console gets the one-paragraph explanation at exit.
-                trace = "".join(traceback.format_exception(error))
-                record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s failed:\n%s",
-                                        (self.stage.name, trace), None)  # fmt: skip
-                (self._log_handler or logging.getLogger()).handle(record)
-            else:
-                log.warning("%s interrupted: %s", self.stage.name, error or type(error).__name__)
-        try:
-            self.run.update(status=status, ended_at=outputs.now_iso())
-        except OSError as unwritable:  # a full disk: the old run.json stays whole, and reads as stale
-            log.error("could not write %s (%s): `runner runs` will show the run as stale",
-                      self.run.dir / outputs.RUN_FILE, unwritable)  # fmt: skip
-        if self._log_handler is not None:
-            logging.getLogger().removeHandler(self._log_handler)
-            self._log_handler.close()
+        if self.run is not None:
+            end_run(self.run, self.stage.name, status, error, self._log_handler)
 
 
 def _set_hydra_output_dir(run_dir: Path) -> None:

@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from runner.core import layout
+
 # The folder under the outputs root of a run made without `experiment=`.
 DEFAULT_EXPERIMENT = "default"
-RUN_FILE = "run.json"
-SWEEP_FILE = "sweep.json"
-TERMINAL_STATUSES = ("succeeded", "failed", "interrupted")
 
 
 def repo_root() -> Path:
@@ -88,17 +87,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _replace_atomically(path, write)
 
 
-# In a recorded dataset's meta/: how its simulated world was drawn, for eval's input check. A dataset without
-# it was recorded by real cameras or before the fast renderer existed (then it was drawn in full).
-SIM_WORLD_JSON = "runner_sim_world.json"
-
-
 def sim_world(dataset_root: Path) -> dict[str, Any] | None:
-    """The simulated world a dataset was recorded in ({"render": ...}), None for a real robot's dataset."""
-    path = dataset_root / "meta" / SIM_WORLD_JSON
+    """The simulated world a dataset was recorded in ({"render": ...}), None for a real robot's dataset.
+
+    A dataset without runner's sim-world file was recorded by real cameras, or in simulation before the fast
+    renderer existed (then it was drawn in full)."""
+    path = dataset_root / layout.DATASET_SIM_WORLD
     if path.exists():
         return json.loads(path.read_text())
-    info = dataset_root / "meta" / "info.json"
+    info = dataset_root / layout.DATASET_INFO
     if info.exists() and json.loads(info.read_text()).get("robot_type") == "sim_so101":
         return {"render": "full"}
     return None
@@ -213,7 +210,7 @@ def _process_alive(record: dict[str, Any]) -> bool:
 
 def _read_run(directory: str) -> RunInfo | None:
     try:
-        with open(os.path.join(directory, RUN_FILE), "rb") as f:
+        with open(os.path.join(directory, layout.RUN_JSON), "rb") as f:
             record = json.loads(f.read())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
@@ -297,7 +294,7 @@ def list_sweeps(root: Path) -> list[SweepInfo]:
     for experiment in experiments:
         for entry in os.scandir(experiment.path):
             try:
-                with open(os.path.join(entry.path, SWEEP_FILE), "rb") as f:
+                with open(os.path.join(entry.path, layout.SWEEP_JSON), "rb") as f:
                     sweeps.append(SweepInfo(json.loads(f.read()), entry.path))
             except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
                 continue

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runner.core import layout
+
 # Set by `runner pipeline` for the stages it starts: their run.json and sweep.json name the pipeline run.
 PIPELINE_ENV = "RUNNER_PIPELINE_RUN"
 PACKAGES = (
@@ -31,7 +33,6 @@ PACKAGES = (
     "pandera",
     "draccus",
 )
-GIT_DIFF_FILE = "git.diff"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -58,7 +59,7 @@ def git_state(repo: Path) -> tuple[dict[str, Any], str | None]:
     untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
     if untracked:
         diff += "\n# untracked files (not in the diff):\n" + "".join(f"#   {p}\n" for p in untracked)
-    state["diff_file"] = GIT_DIFF_FILE
+    state["diff_file"] = layout.GIT_DIFF
     return state, diff
 
 
@@ -148,22 +149,3 @@ def run_record(
         "artifacts": [],
         "error": None,
     }
-
-
-def start_utility_run(parent: Path, stage: str, argv: list[str], parents: list[str]) -> tuple[Path, dict[str, Any]]:
-    """A run made by a utility command (no Hydra): its own directory and a complete run.json.
-
-    The caller adds its artefacts and ends it with ``status``/``ended_at`` (written atomically).
-    """
-    from runner.core import outputs
-    from runner.core.redact import Redactor
-
-    redactor = Redactor()
-    run_id, run_dir = outputs.create_unique_dir(parent, stage)
-    git, diff = git_state(outputs.repo_root())
-    if diff is not None:
-        (run_dir / GIT_DIFF_FILE).write_text(redactor.text(diff))
-    args = [redactor.override(a) for a in argv]
-    record = run_record(run_id, stage, parent.name, args, args[2:], parents, git, outputs.now_iso())
-    outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
-    return run_dir, record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from runner.core import outputs
+from runner.core import layout, outputs
 from runner.core.errors import ConfigError
 
 
@@ -14,7 +14,7 @@ def resumed_config(previous: outputs.RunInfo, cfg: DictConfig, overrides: list[s
     Anything else given on the command line is an error, not silently ignored: the data or checkpoints on
     disk were made with the saved values.
     """
-    saved = OmegaConf.load(previous.path / ".hydra" / "config.yaml")
+    saved = OmegaConf.load(previous.path / layout.CONFIG_YAML)
     for override in overrides:
         key = override.lstrip("+~").split("=", 1)[0]
         if key in ("resume", "experiment") or key.startswith("paths."):

@@ -17,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from runner.core import outputs
+from runner.core import layout, outputs
 from runner.core.provenance import PIPELINE_ENV
 from runner.core.redact import Redactor, secret_values_in
 
@@ -147,7 +147,7 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **_: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        self._sweep_file = sweep_dir / outputs.SWEEP_FILE
+        self._sweep_file = sweep_dir / layout.SWEEP_JSON
         redactor = Redactor()
         if os.environ.get(SWEEP_RESUME_ENV):
             record = json.loads(self._sweep_file.read_text())
@@ -187,7 +187,7 @@ def begin_sweep(config: DictConfig) -> None:
     record = sweep_record(sweep_dir.name, os.environ.get(STAGE_ENV), experiment, sys.argv[1:], sys.argv,
                            OmegaConf.to_container(config.hydra.overrides.task, resolve=False),
                            Redactor())  # fmt: skip
-    outputs.write_json_atomic(sweep_dir / outputs.SWEEP_FILE, record)
+    outputs.write_json_atomic(sweep_dir / layout.SWEEP_JSON, record)
 
 
 def sweep_record(

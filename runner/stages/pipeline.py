@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from runner.core import outputs
+from runner.core import layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.logs import RUN_LOG_ONLY
 from runner.core.provenance import PIPELINE_ENV
@@ -179,7 +179,7 @@ def _train(children: Children, overrides: list[str]) -> None:
         return
     if status is not None:
         run = children._find("train", children.run_id("train"))
-        if run is not None and last_step(run.path / "train") is not None:
+        if run is not None and last_step(run.path / layout.TRAIN_DIR) is not None:
             children.start("train", [f"resume={run.id}"])
             return
     children.start("train", [*overrides, dataset])

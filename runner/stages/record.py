@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from runner.core import disk, outputs
+from runner.core import disk, layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.errors import ConfigError
 from runner.core.resume import resumed_config
@@ -30,8 +30,6 @@ from runner.episodes.scenarios import PlannedEpisode, plan_episodes
 
 log = logging.getLogger("runner.record")
 
-EPISODES_CSV = "episodes.csv"
-DATASET_DIR = "dataset"
 EPISODE_COLUMNS = [
     "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
     "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "late_frames",
@@ -431,15 +429,15 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
     run: Run = ctx.resume_run(previous, cfg) if previous is not None else ctx.start_run()
     if calibration:
         run.update(calibration=calibration)
-    dataset_root = run.dir / DATASET_DIR
+    dataset_root = run.dir / layout.DATASET_DIR
     if previous is not None:
         removed = dataset_recorder.clean_staged_frames(dataset_root)
         if removed:
             log.info("removed %d staged frames of the episode the crash interrupted", removed)
         if dataset_recorder.roll_back_interrupted_save(dataset_root):
             log.info("rolled back the episode save the crash interrupted; the episodes kept before it are intact")
-    (run.dir / "setup_notes.txt").write_text("".join(f"- {note}\n" for note in cfg.task.setup_notes))
-    run.add_artifact("setup_notes.txt")
+    (run.dir / layout.SETUP_NOTES).write_text("".join(f"- {note}\n" for note in cfg.task.setup_notes))
+    run.add_artifact(layout.SETUP_NOTES)
 
     robot = devices.make_robot(robot_config)
     teleop = devices.make_teleop(teleop_config)
@@ -454,14 +452,14 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None,
             vcodec=cfg.dataset.vcodec, streaming_encoding=cfg.dataset.streaming_encoding,
         )  # fmt: skip
-        run.add_artifact(DATASET_DIR)
+        run.add_artifact(layout.DATASET_DIR)
         if cfg.robot.type == "sim_so101":
             world = {"render": cfg.robot.render.value}
-            outputs.write_json_atomic(dataset_root / "meta" / outputs.SIM_WORLD_JSON, world)
+            outputs.write_json_atomic(dataset_root / layout.DATASET_SIM_WORLD, world)
             run.update(sim_world=world)
-        table = EpisodeTable(run.dir / EPISODES_CSV, [dataset_root / "meta" / "runner_episodes.csv"])
+        table = EpisodeTable(run.dir / layout.EPISODES_CSV, [dataset_root / layout.DATASET_EPISODES_CSV])
         table.trim_to(recorder.num_episodes)
-        run.add_artifact(EPISODES_CSV)
+        run.add_artifact(layout.EPISODES_CSV)
         sizes = {role: (c.height, c.width) for role, c in cfg.cameras.items()}
         joints = list(robot.action_features)
         limits = EpisodeLimits(
@@ -572,7 +570,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             "successes": successes,
             "complete": recorder.num_episodes >= len(plan),
         }
-        run.update(episodes=summary, dataset={"repo_id": cfg.dataset.repo_id, "root": DATASET_DIR})
+        run.update(episodes=summary, dataset={"repo_id": cfg.dataset.repo_id, "root": layout.DATASET_DIR})
         log.info(
             "recorded %d/%d episodes (%d discarded, %d successful) into %s",
             summary["kept"], summary["target"], discarded, successes, dataset_root,

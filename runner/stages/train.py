@@ -20,22 +20,18 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner.core import disk, outputs
+from runner.core import disk, layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.errors import ConfigError
 from runner.core.resume import resumed_config
 
 log = logging.getLogger("runner.train")
 
-TRAIN_DIR = "train"
-METRICS_CSV = "metrics.csv"
-LOSS_PNG = "loss.png"
 RUNNER_CONFIG = "runner_config.yaml"
 IMAGE_POLICIES = ("act", "diffusion", "smolvla")
 # Keys a resumed training may change; everything else is the original run's.
 RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq",
                   "train.num_processes", "train.mixed_precision")  # fmt: skip
-LOGS_DIR = "logs"
 # The next checkpoint is about as large as the last one; metrics, plots and records need a little more.
 CHECKPOINT_HEADROOM = 1.1
 
@@ -87,14 +83,14 @@ def _dataset_refs(cfg: DictConfig) -> list[str]:
 
 
 def _read_info(run: outputs.RunInfo) -> dict:
-    info = run.path / "dataset" / "meta" / "info.json"
+    info = run.path / layout.DATASET_DIR / layout.DATASET_INFO
     if not info.exists():
         raise ConfigError("dataset_run", f"names record run {run.id}, which has no dataset", "record one first")
     return json.loads(info.read_text())
 
 
 def _episode_rows(run: outputs.RunInfo) -> list[dict]:
-    table = run.path / "dataset" / "meta" / "runner_episodes.csv"
+    table = run.path / layout.DATASET_DIR / layout.DATASET_EPISODES_CSV
     if not table.exists():
         return []
     with open(table) as f:
@@ -155,7 +151,7 @@ class TrainProgress:
 
     def __init__(self, run: Run, total_steps: int, start_step: int) -> None:
         self.run, self.total = run, total_steps
-        self.path = run.dir / TRAIN_DIR / METRICS_CSV
+        self.path = run.dir / layout.TRAIN_METRICS_CSV
         self.rows: list[dict] = []
         if self.path.exists():
             with open(self.path) as f:
@@ -207,7 +203,7 @@ class TrainProgress:
         axis.set_yscale("log" if min(losses) > 0 else "linear")
         axis.grid(alpha=0.3)
         figure.tight_layout()
-        target = self.run.dir / TRAIN_DIR / LOSS_PNG
+        target = self.run.dir / layout.TRAIN_LOSS_PNG
         figure.savefig(target.with_suffix(".tmp.png"))
         plt.close(figure)
         target.with_suffix(".tmp.png").replace(target)
@@ -241,7 +237,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     previous = None
     if cfg.resume is not None:
         previous = ctx.find_run("resume", cfg.resume, "train")
-        if checkpoints.last_step(previous.path / TRAIN_DIR) is None:
+        if checkpoints.last_step(previous.path / layout.TRAIN_DIR) is None:
             raise ConfigError("resume", f"names train run {previous.id}, which saved no checkpoint", "train anew")
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     schedule_steps = save_schedule(cfg.train)
@@ -277,7 +273,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     else:
         run = ctx.resume_run(previous, cfg)
 
-    output_dir = run.dir / TRAIN_DIR
+    output_dir = run.dir / layout.TRAIN_DIR
     start_step = checkpoints.last_step(output_dir) or 0
     progress = TrainProgress(run, cfg.train.steps, start_step)
     lineage = run.record.get("lineage") or {}
@@ -325,32 +321,36 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
 
     hooks = hooked_training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
     # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
-    processes = hooked_training.Processes(cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / LOGS_DIR)
+    processes = hooked_training.Processes(
+        cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / layout.TRAIN_LOGS_DIR
+    )
     if not processes.in_process:
         if device == "cpu" and processes.count > 1:
             log.warning("train.num_processes=%d on the CPU: %d gloo processes share this machine's cores "
                         "(a test of the multi-process path, rarely faster than one process)",
                         processes.count, processes.count)  # fmt: skip
-        run.add_artifact(LOGS_DIR)
+        run.add_artifact(layout.TRAIN_LOGS_DIR)
     run.update(train={"device": device, "save_steps": schedule_steps, "num_processes": processes.count,
                       "mixed_precision": processes.mixed_precision})  # fmt: skip
     try:
         if previous is None:
-            root = dataset_runs[0].path / "dataset"
+            root = dataset_runs[0].path / layout.DATASET_DIR
             repo_id = cfg.dataset.repo_id
             if len(dataset_runs) > 1:
                 root, repo_id = datasets.merge(
-                    [(r.path / "dataset") for r in dataset_runs], run.dir / "dataset", f"{cfg.dataset.repo_id}_merged"
+                    [(r.path / layout.DATASET_DIR) for r in dataset_runs],
+                    run.dir / layout.DATASET_DIR,
+                    f"{cfg.dataset.repo_id}_merged",
                 )
-                run.add_artifact("dataset")
+                run.add_artifact(layout.DATASET_DIR)
             lineage = {
                 "dataset_runs": ids,
-                "dataset_roots": [str(r.path / "dataset") for r in dataset_runs],
+                "dataset_roots": [str(r.path / layout.DATASET_DIR) for r in dataset_runs],
                 "episodes": episodes,
                 "policy": cfg.policy.type,
             }
             run.update(lineage=lineage)
-            run.add_artifact(TRAIN_DIR)
+            run.add_artifact(layout.TRAIN_DIR)
             config = training.pipeline_config(
                 dataset_root=root, repo_id=repo_id, episodes=episodes, policy=policy, output_dir=output_dir,
                 schedule=training.Schedule(
@@ -375,8 +375,8 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
         progress.close()
     kept = checkpoints.checkpoints(output_dir)
     progress.plot(sorted(kept))
-    run.add_artifact(f"{TRAIN_DIR}/{METRICS_CSV}")
-    run.add_artifact(f"{TRAIN_DIR}/{LOSS_PNG}")
+    run.add_artifact(layout.TRAIN_METRICS_CSV)
+    run.add_artifact(layout.TRAIN_LOSS_PNG)
     final = progress.rows[-1] if progress.rows else {}
     log.info(
         "trained to step %d; checkpoints kept: %s; final loss %s", cfg.train.steps, sorted(kept), final.get("loss")

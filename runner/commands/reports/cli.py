@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.commands.reports.page import Page
-from runner.core import outputs, provenance
+from runner.core import layout, outputs
+from runner.core.run import Run, utility_run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +50,10 @@ def main(argv: list[str]) -> int:
         print(f"runner report: {error} Give a record run id (see `runner runs --stage record`).", file=sys.stderr)
         return 2
     for run in runs:
-        if not (run.path / "episodes.csv").exists() or not (run.path / "dataset" / "meta" / "info.json").exists():
+        if (
+            not (run.path / layout.EPISODES_CSV).exists()
+            or not (run.path / layout.DATASET_DIR / layout.DATASET_INFO).exists()
+        ):
             print(f"runner report: record run {run.id} ({run.status}) has no recorded episode yet.", file=sys.stderr)
             return 2
     if getattr(args, "policy", None):
@@ -76,27 +80,21 @@ def _report(
     parent: Path, parents: list[str], of: Any, build: Callable, args: argparse.Namespace, argv: list[str]
 ) -> int:
     """Make a report run in ``parent``: ``build(run_dir)`` writes the page; the run ends succeeded or failed."""
-    run_dir, record = provenance.start_utility_run(parent, "report", ["runner", "report", *argv], parents)
-    record["report"] = {"kind": args.kind, "of": of}
-    try:
-        numbers, page = build(run_dir)
-    except BaseException as error:
-        record |= {"status": "failed", "ended_at": outputs.now_iso(),
-                   "error": {"type": type(error).__name__, "message": str(error)}}  # fmt: skip
-        outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
-        raise
-    _finish(run_dir, record, numbers, page, args)
+    with utility_run(parent, "report", ["runner", "report", *argv], parents) as run:
+        run.update(report={"kind": args.kind, "of": of})
+        numbers, page = build(run.dir)
+        for name in numbers["files"]:
+            run.add_artifact(name)
+    _print(run, numbers, page, args)
     return 0
 
 
-def _finish(run_dir: Path, record: dict, numbers: dict, page: Page, args: argparse.Namespace) -> None:
-    record |= {"status": "succeeded", "ended_at": outputs.now_iso(), "artifacts": numbers["files"]}
-    outputs.write_json_atomic(run_dir / outputs.RUN_FILE, record)
+def _print(run: Run, numbers: dict, page: Page, args: argparse.Namespace) -> None:
     if args.json:
-        print(json.dumps({**numbers, "report": record["id"], "dir": str(run_dir)}, indent=2))
+        print(json.dumps({**numbers, "report": run.id, "dir": str(run.dir)}, indent=2))
     else:
         page.print()
-        print(f"\nwritten: {run_dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNG(s)")
+        print(f"\nwritten: {run.dir}/report.{{md,html,json}} and {len(numbers['files']) - 3} PNG(s)")
 
 
 def _experiment(root: Path, args: argparse.Namespace, argv: list[str]) -> int:

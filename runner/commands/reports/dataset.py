@@ -19,12 +19,13 @@ import numpy as np
 import yaml
 
 from runner.commands.reports.page import Page, figure, save
+from runner.core import layout
 
 SAMPLE_EPISODES = 4
 
 
 def _episodes_csv(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "episodes.csv", newline="") as f:
+    with open(run_dir / layout.EPISODES_CSV, newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -45,11 +46,11 @@ def analyse(run_dir: Path) -> dict[str, Any]:
     """Every number of the report, from the run's files and its LeRobot dataset."""
     from runner.lerobot_adapter.datasets import read_dataset
 
-    record = json.loads((run_dir / "run.json").read_text())
-    config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    record = json.loads((run_dir / layout.RUN_JSON).read_text())
+    config = yaml.safe_load((run_dir / layout.CONFIG_YAML).read_text())
     attempts = _episodes_csv(run_dir)
     kept = [row for row in attempts if row["kept"] == "True"]
-    tables = read_dataset(run_dir / "dataset", config["dataset"]["repo_id"])
+    tables = read_dataset(run_dir / layout.DATASET_DIR, config["dataset"]["repo_id"])
     fps, episode_of, states, actions = tables.fps, tables.episode_index, tables.state, tables.action
 
     groups: dict[tuple[str, str], dict[str, int]] = {}

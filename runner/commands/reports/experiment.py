@@ -17,13 +17,13 @@ import numpy as np
 
 from runner.commands.compare import analyse, changed_values, collect, flat_config
 from runner.commands.reports.page import Page, figure, save
-from runner.core import outputs
+from runner.core import layout, outputs
 
 STAGE_ORDER = ["record", "train", "eval", "compare", "pipeline", "report"]
 
 
 def _losses(run: outputs.RunInfo) -> tuple[list[int], list[float]]:
-    path = run.path / "train" / "metrics.csv"
+    path = run.path / layout.TRAIN_METRICS_CSV
     if not path.exists():
         return [], []
     with open(path, newline="") as f:

@@ -21,13 +21,13 @@ import yaml
 
 from runner.commands.reports.learning_curve import fit_power_law
 from runner.commands.reports.page import Page, figure, save
-from runner.core import outputs
+from runner.core import layout, outputs
 
 
 def _attempts(run: outputs.RunInfo) -> tuple[list[dict[str, str]], int]:
-    with open(run.path / "episodes.csv", newline="") as f:
+    with open(run.path / layout.EPISODES_CSV, newline="") as f:
         rows = list(csv.DictReader(f))
-    fps = yaml.safe_load((run.path / ".hydra" / "config.yaml").read_text())["episode"]["fps"]
+    fps = yaml.safe_load((run.path / layout.CONFIG_YAML).read_text())["episode"]["fps"]
     return rows, int(fps)
 
 

@@ -1,0 +1,43 @@
+"""Every path inside a run directory and a sweep directory: the contract that outputs/README.md documents.
+
+Stages write these paths and commands (compare, reports, viz, runs) read them; neither spells a file name
+itself, so renaming one is a change here and in outputs/README.md. Names are relative to the run directory
+(as run.json's ``artifacts`` lists them), the dataset's own files relative to the dataset.
+"""
+
+from __future__ import annotations
+
+RUN_JSON = "run.json"
+SWEEP_JSON = "sweep.json"
+RUN_LOG = "run.log"
+HYDRA_DIR = ".hydra"
+CONFIG_YAML = f"{HYDRA_DIR}/config.yaml"
+GIT_DIFF = "git.diff"
+
+# record
+DATASET_DIR = "dataset"
+EPISODES_CSV = "episodes.csv"  # record: one row per attempt; eval: one row per episode (in eval/)
+SETUP_NOTES = "setup_notes.txt"
+# Inside a LeRobot dataset: LeRobot's own metadata, and what runner keeps beside it so that a dataset copied
+# out of its run still says how it was recorded.
+DATASET_META = "meta"
+DATASET_INFO = f"{DATASET_META}/info.json"
+DATASET_EPISODES_CSV = f"{DATASET_META}/runner_episodes.csv"
+DATASET_SIM_WORLD = f"{DATASET_META}/runner_sim_world.json"
+
+# train
+TRAIN_DIR = "train"  # LeRobot's output_dir: checkpoints/<step>/pretrained_model, checkpoints/last
+TRAIN_METRICS_CSV = f"{TRAIN_DIR}/metrics.csv"
+TRAIN_LOSS_PNG = f"{TRAIN_DIR}/loss.png"
+TRAIN_LOGS_DIR = "logs"  # one log per rank under accelerate
+
+# eval
+EVAL_DIR = "eval"
+EVAL_METRICS_JSON = f"{EVAL_DIR}/metrics.json"
+EVAL_EPISODES_CSV = f"{EVAL_DIR}/{EPISODES_CSV}"
+VIDEOS_DIR = "videos"  # in eval/: the first eval.videos episodes
+EVAL_ROLLOUTS_DIR = f"{EVAL_DIR}/rollouts"
+
+# compare (and a pipeline's last step)
+COMPARISON_FILES = ("comparison.csv", "comparison.md", "comparison.png")
+
