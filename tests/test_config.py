@@ -50,6 +50,15 @@ def test_defaults_compose_a_complete_config():
     assert resolved["paths"]["outputs"]
 
 
+@pytest.mark.parametrize("robot", ["so100_follower", "so101_follower"])
+def test_a_real_robot_records_with_real_cameras_unless_cameras_is_given(robot):
+    real = _compose(f"robot={robot}")
+    assert {role: camera.type.value for role, camera in real.cameras.items()} == {"wrist": "opencv", "side": "opencv"}
+    chosen = _compose(f"robot={robot}", "cameras=side_only")
+    assert set(chosen.cameras) == {"side"}
+    assert {camera.type.value for camera in _compose("robot=sim_so101").cameras.values()} == {"sim"}
+
+
 def test_experiments_folder_is_the_experiment_group():
     assert {"sim_demo", "so101_pick_place"} <= set(EXPERIMENTS)
     assert (CONF_DIR / "experiment").resolve() == (REPO / "experiments").resolve()

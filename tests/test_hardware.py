@@ -96,6 +96,13 @@ def test_doctor_names_a_port_that_is_not_there(tmp_path):
     assert port["status"] == "fail" and "does not exist" in port["detail"] and "find-port" in port["fix"]
 
 
+def test_doctor_says_start_runner_emulate_when_the_emulated_host_has_no_arm_served(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNER_EMULATED_DIR", str(tmp_path / "not-served"))
+    rows = _doctor("host=emulated", "robot=so101_follower")
+    port = rows["robot so101_follower (follower) port"]
+    assert port["status"] == "fail" and "runner emulate" in port["fix"] and "plug" not in port["fix"]
+
+
 def test_doctor_names_the_host_profile_key_when_no_port_is_known(tmp_path):
     rows = _doctor("~host", "robot=so101_follower", f"robot.calibration_dir={tmp_path}")
     port = rows["robot so101_follower (follower) port"]

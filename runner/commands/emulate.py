@@ -14,24 +14,16 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from runner.hardware.emulated_bus import EmulatedFeetechBus
+from runner.hardware.emulated_bus import DEFAULT_DIR, DIR_ENV, EmulatedFeetechBus, emulated_dir
 
-DIR_ENV = "RUNNER_EMULATED_DIR"
-DEFAULT_DIR = "/tmp/runner-emulated"
-ROLES = ("follower", "leader")
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 CENTER, AMPLITUDE, PERIOD_S = 2048, 300, 8.0
-
-
-def emulated_dir() -> Path:
-    return Path(os.environ.get(DIR_ENV, DEFAULT_DIR))
 
 
 def calibration(bus: EmulatedFeetechBus) -> dict:

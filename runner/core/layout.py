@@ -40,4 +40,3 @@ EVAL_ROLLOUTS_DIR = f"{EVAL_DIR}/rollouts"
 
 # compare (and a pipeline's last step)
 COMPARISON_FILES = ("comparison.csv", "comparison.md", "comparison.png")
-

@@ -87,20 +87,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
     _replace_atomically(path, write)
 
 
-def sim_world(dataset_root: Path) -> dict[str, Any] | None:
-    """The simulated world a dataset was recorded in ({"render": ...}), None for a real robot's dataset.
-
-    A dataset without runner's sim-world file was recorded by real cameras, or in simulation before the fast
-    renderer existed (then it was drawn in full)."""
-    path = dataset_root / layout.DATASET_SIM_WORLD
-    if path.exists():
-        return json.loads(path.read_text())
-    info = dataset_root / layout.DATASET_INFO
-    if info.exists() and json.loads(info.read_text()).get("robot_type") == "sim_so101":
-        return {"render": "full"}
-    return None
-
-
 def write_text_atomic(path: Path, text: str) -> None:
     _replace_atomically(path, lambda f: f.write(text))
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from runner.episodes.keys import Key, KeyReader
 from runner.episodes.scenarios import PlannedEpisode
 
-START_KEYS = {Key.SKIP, Key.STOP}
 SCORE_KEYS = {Key.SUCCESS, Key.FAILURE, Key.RERECORD, Key.STOP}
 
 

@@ -18,14 +18,17 @@ from omegaconf import DictConfig, OmegaConf
 from runner.core import disk
 from runner.core.check import FAIL, OK, WARN, Check
 from runner.core.errors import ConfigError
-
-REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
+from runner.hardware.emulated_bus import emulated_dir
+from runner.schema.devices import SIM_ROBOT, is_real_arm
 
 
 def port_access(name: str, path: str) -> Check:
     """The port exists and this user may read and write it; if not, the group or udev rule to add."""
     port = Path(path)
     if not port.exists():
+        if port.parent == emulated_dir():
+            fix = "start `runner emulate` in another terminal (it serves the follower and leader ports)"
+            return Check(name, FAIL, f"{path} does not exist: no emulated arm is being served there", fix)
         hint = "/dev/serial/by-id/" if os.path.isdir("/dev/serial/by-id") else "/dev/tty.usbmodem* or /dev/ttyACM*"
         return Check(name, FAIL, f"{path} does not exist (unplugged, or another path?)",
                      f"plug the arm in and look in {hint}; `runner find-port` writes the path for you")  # fmt: skip
@@ -73,7 +76,7 @@ def arm_checks(kind: str, device: DictConfig, cfg: DictConfig) -> list[Check]:
         ids = ", ".join(str(m.motor_id) for m in report.motors)
         motors = Check(f"{label} motors", OK, f"{len(report.motors)} motors answer (ids {ids}), models as expected")
     rows = [access, motors]
-    only = f"robot={device.type} teleop=none" if kind == "robot" else f"robot=sim_so101 teleop={device.type}"
+    only = f"robot={device.type} teleop=none" if kind == "robot" else f"robot={SIM_ROBOT} teleop={device.type}"
     lerobot = f"lerobot-calibrate --{kind}.type={device.type} --{kind}.port={path} --{kind}.id={device.id}"
     calibrate = f"run `runner calibrate {only}` (with your host=...), which runs LeRobot's `{lerobot}`"
     if not report.calibration_file.is_file():
@@ -158,9 +161,9 @@ def hardware_checks(cfg: DictConfig, with_teleop: bool = True) -> list[Check]:
     """Rows for the real arms a composed config names (none in simulation)."""
     cfg = without_cameras(cfg)  # cameras have their own rows
     rows = []
-    if cfg.robot.type in REAL_ARMS:
+    if is_real_arm(cfg.robot):
         rows += arm_checks("robot", cfg.robot, cfg)
-    if with_teleop and cfg.teleop.type in REAL_ARMS:
+    if with_teleop and is_real_arm(cfg.teleop):
         rows += arm_checks("teleop", cfg.teleop, cfg)
     if not rows:
         rows.append(Check("hardware", OK, f"robot={cfg.robot.type}, teleop={cfg.teleop.type}: nothing to probe"))
@@ -171,7 +174,7 @@ def require_ready_arms(cfg: DictConfig, with_teleop: bool = True) -> dict:
     """Before a stage moves anything: every real arm it uses (the teleop too unless ``with_teleop`` is false)
     answers and is calibrated, else a ConfigError with the doctor's message and fix. Returns the calibration
     files in use with their SHA-256, for run.json."""
-    if cfg.robot.type not in REAL_ARMS and not (with_teleop and cfg.teleop.type in REAL_ARMS):
+    if not is_real_arm(cfg.robot) and not (with_teleop and is_real_arm(cfg.teleop)):
         return {}
     rows = hardware_checks(cfg, with_teleop)
     failed = [row for row in rows if row.status == FAIL]

