@@ -78,6 +78,7 @@ class StageContext:
         )  # fmt: skip
         record["sweep"] = None if self.sweep is None else {"id": self.sweep["id"], "job": self.sweep["job"]}
         record["launcher"] = launcher_identity()
+        record["host"]["profile"] = OmegaConf.select(self.cfg, "host.name")  # whose ports and cameras it used
         record["artifacts"] = [layout.CONFIG_YAML, layout.RUN_LOG]
         self.run = Run(run_id, run_dir, record, redactor)
         self.run.save()

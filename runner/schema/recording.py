@@ -102,5 +102,3 @@ class DatasetConfig:
     # mid-episode leaves an unfinished video that resume= removes. An episode whose encoder fell behind and
     # dropped a frame is refused (LeRobot would keep a video shorter than its data).
     streaming_encoding: bool = True
-    push_to_hub: bool = False
-    private: bool = True
