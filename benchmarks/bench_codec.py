@@ -2,7 +2,7 @@
 
 Each candidate (every codec LeRobot 0.6 accepts that this PyAV build can encode, with streaming encoding off
 and on) records the same sim_demo episodes through runner's own code path: the record stage's episode loop
-(`_record_episode`, realtime off) into `DatasetRecorder`, whose `keep_episode` saves, finalizes and reopens
+(`record_episode`, realtime off) into `DatasetRecorder`, whose `keep_episode` saves, finalizes and reopens
 the dataset after every episode. Each recording runs in a process of its own, so that none inherits another's
 warm caches or threads. Reported per candidate:
 
@@ -98,7 +98,7 @@ def sim_demo_config(overrides: list[str], size: str):
 def episode_loop(robot, teleop, recorder, planned, cfg):
     """The record stage's own episode loop, called with the arguments its signature has today."""
     from runner.episodes.validation import FrameLog
-    from runner.stages.record import Display, _record_episode
+    from runner.stages.record.loop import Display, record_episode
 
     sizes = {role: (c.height, c.width) for role, c in cfg.cameras.items()}
     log = FrameLog(sizes, list(robot.action_features), cfg.episode.early_stop.idle_threshold_deg)
@@ -106,8 +106,8 @@ def episode_loop(robot, teleop, recorder, planned, cfg):
         "robot": robot, "teleop": teleop, "recorder": recorder, "frames_log": log, "ticks": [], "planned": planned,
         "cfg": cfg, "keys": None, "display": Display(False), "header": "bench",
     }  # fmt: skip
-    parameters = inspect.signature(_record_episode).parameters
-    return _record_episode(**{k: v for k, v in arguments.items() if k in parameters})
+    parameters = inspect.signature(record_episode).parameters
+    return record_episode(**{k: v for k, v in arguments.items() if k in parameters})
 
 
 def pace_one(vcodec: str, streaming: bool, seconds: float, size: str, work: Path) -> dict:

@@ -106,11 +106,12 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
     from hydra import compose, initialize_config_dir
 
     from runner.core.conf import CONF_DIR, register_resolvers
+    from runner.episodes.scenarios import PlannedEpisode
     from runner.episodes.validation import FrameLog
     from runner.lerobot_adapter import dataset_recorder, devices
     from runner.schema import register_schemas
     from runner.sim.world import Variation
-    from runner.stages.record import Display, PlannedEpisode, _record_episode
+    from runner.stages.record.loop import Display, record_episode
 
     register_schemas()
     register_resolvers()
@@ -129,7 +130,7 @@ def realtime_pacing(seconds: float, cameras: str) -> dict:
         log = FrameLog({r: (c.height, c.width) for r, c in cfg.cameras.items()}, list(robot.action_features), 0.2)
         planned = PlannedEpisode("one_cube", "pick", 0, {})
         ticks: list[float] = []  # the loop's wall-clock rhythm: when each frame started
-        _record_episode(robot, teleop, recorder, log, ticks, planned, cfg, None, Display(False), "bench")
+        record_episode(robot, teleop, recorder, log, ticks, planned, cfg, None, Display(False), "bench")
         recorder.close()
     robot.disconnect()
     periods = np.diff(ticks) * 1000

@@ -45,7 +45,7 @@ STAGES: dict[str, Stage] = {
         "success rate with a 95 % CI on matched episodes: in simulation (-m sweeps), or blinded on a real arm",
         "runner.stages.eval:evaluate",
         uses=("robot", "cameras", "host", "task", "episode", "eval"),
-        expand="runner.stages.eval:expand_checkpoints",
+        expand="runner.stages.eval.policies:expand_checkpoints",
     ),
     "pipeline": Stage(
         "pipeline",

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from runner.core import layout, outputs, provenance
 from runner.core.errors import ConfigError
 from runner.core.redact import Redactor
+from runner.core.resume import resumed_config
 from runner.core.run import Run, attach_run_log, end_run, write_git_diff
 from runner.core.stage import Stage
 from runner.core.sweeps import end_sweep, launcher_identity, sweep_record
@@ -49,6 +50,9 @@ class StageContext:
     # Set while a sweep's jobs are checked before launch: starting a run then means validation passed.
     dry_run: bool = False
     _log_handler: logging.Handler | None = field(default=None, repr=False)
+    # The other runs of a session this job made, and its sweep.json: closed with this run (``finish``).
+    _session: list[StageContext] = field(default_factory=list, repr=False)
+    _session_sweep: Path | None = field(default=None, repr=False)
 
     def find_run(self, key: str, ref: str, stage: str) -> outputs.RunInfo:
         """The run a config key refers to (id, prefix, latest); a miss is a config error naming that key."""
@@ -58,6 +62,14 @@ class StageContext:
             raise ConfigError(
                 key, str(error).rstrip("."), f"give the id of a {stage} run (see `runner runs`)"
             ) from None
+
+    def resumed(self, cfg: DictConfig, resumable: tuple[str, ...]) -> tuple[outputs.RunInfo | None, DictConfig]:
+        """``resume=<run>``: the earlier run of this stage it names, and the config to continue with (its saved
+        one, changed only where ``resumable`` allows). ``(None, cfg)`` when this is a new run."""
+        if cfg.resume is None:
+            return None, cfg
+        previous = self.find_run("resume", cfg.resume, self.stage.name)
+        return previous, resumed_config(previous, cfg, self.overrides, resumable)
 
     def start_run(self, parents: Sequence[str] = ()) -> Run:
         """Create the run directory and record; call once, after validation, before touching anything."""
@@ -94,8 +106,8 @@ class StageContext:
         sweep.json, one run per (config, overrides) job. Used where the jobs cannot run apart (a blinded
         real-robot session interleaves the episodes of several checkpoints on one arm).
 
-        Returns one context per job; the first is this context (finished by ``execute_job``), the others
-        must be closed with ``finish_session`` on every path.
+        Returns one context per job; the first is this context. ``finish`` (which ``execute_job`` calls on
+        every path) closes them all and the session's sweep.json.
         """
         if self.dry_run:
             raise ValidationPassed
@@ -105,20 +117,14 @@ class StageContext:
         outputs.write_json_atomic(sweep_dir / layout.SWEEP_JSON, record | sweep_fields)
         contexts = []
         for job, (cfg, overrides) in enumerate(jobs):
-            ctx = self if job == 0 else dataclasses.replace(self, run=None, _log_handler=None)
+            ctx = self if job == 0 else dataclasses.replace(self, run=None, _log_handler=None, _session=[])
             ctx.cfg, ctx.overrides = cfg, list(overrides)
             ctx.sweep = {"id": sweep_dir.name, "dir": str(sweep_dir), "job": job}
             ctx.start_run(parents)
             contexts.append(ctx)
+        self._session = contexts[1:]
+        self._session_sweep = sweep_dir / layout.SWEEP_JSON
         return contexts
-
-    def finish_session(self, contexts: Sequence[StageContext], status: str, error: BaseException | None) -> None:
-        """Close the other runs of a session (``start_session_runs``) and its sweep.json."""
-        for ctx in contexts:
-            if ctx is not self:
-                ctx.finish(status, error)
-        if self.sweep is not None:
-            end_sweep(Path(self.sweep["dir"]) / layout.SWEEP_JSON)
 
     def resume_run(self, previous: outputs.RunInfo, cfg: DictConfig | None = None) -> Run:
         """Reopen an earlier run of this stage to continue it in its own directory.
@@ -175,8 +181,13 @@ class StageContext:
             (hydra_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
 
     def finish(self, status: str, error: BaseException | None = None) -> None:
+        """End this job's run, and the other runs of its session (``start_session_runs``) with it."""
         if self.run is not None:
             end_run(self.run, self.stage.name, status, error, self._log_handler)
+        for other in self._session:
+            other.finish(status, error)
+        if self._session_sweep is not None:
+            end_sweep(self._session_sweep)
 
 
 def _set_hydra_output_dir(run_dir: Path) -> None:

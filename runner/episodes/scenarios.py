@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,3 +57,8 @@ def plan_episodes(task: DictConfig, seeds: Sequence[int], count_key: str) -> lis
         start = str(starts[turn % len(starts)]) if starts else None
         plan.append(PlannedEpisode(scenario.name, str(scenario.instruction), int(seed), variation, start))
     return plan
+
+
+def max_frames(episode: Any) -> int:
+    """The control steps an episode may take (``episode.episode_time_s`` at ``episode.fps``), at least one."""
+    return max(1, round(episode.episode_time_s * episode.fps))

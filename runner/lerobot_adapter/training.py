@@ -13,6 +13,7 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.optim.optimizers import AdamWConfig  # noqa: F401  (registers the optimizer choice)
 
+from runner.core.errors import ConfigError
 from runner.lerobot_adapter.checkpoints import CHECKPOINTS, PRETRAINED
 from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processes, run_hooked
@@ -21,15 +22,16 @@ from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processe
 RUNNER_ONLY_POLICY_KEYS = ("vlm_path",)
 
 
-def resolve_device(requested: str) -> str:
-    """``auto`` is cuda, then mps, then cpu; an explicit device must exist."""
+def resolve_device(requested: str, key: str) -> str:
+    """``auto`` is cuda, then mps, then cpu; an explicit device must exist, or the config ``key`` naming it is
+    refused."""
     import torch
 
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if requested == "auto":
         return next(d for d in ("cuda", "mps", "cpu") if available[d])
     if not available.get(requested, False):
-        raise ValueError(f"device '{requested}' is not available on this machine")
+        raise ConfigError(key, f"is {requested}, which this machine does not have", f"use {key}=auto or cpu")
     return requested
 
 

@@ -23,7 +23,6 @@ from runner.core import layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.logs import RUN_LOG_ONLY
 from runner.core.provenance import PIPELINE_ENV
-from runner.core.resume import resumed_config
 from runner.lerobot_adapter.checkpoints import last_step
 
 log = logging.getLogger("runner.pipeline")
@@ -131,10 +130,7 @@ class Children:
 
 
 def pipeline(cfg: DictConfig, ctx: StageContext) -> None:
-    previous = None
-    if cfg.resume is not None:
-        previous = ctx.find_run("resume", cfg.resume, "pipeline")
-        cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
+    previous, cfg = ctx.resumed(cfg, RESUMABLE_KEYS)
     given = {}
     if cfg.pipeline.policy_run is not None:
         given["train"] = ctx.find_run("pipeline.policy_run", cfg.pipeline.policy_run, "train").id

