@@ -65,8 +65,19 @@ def _refused(stage: str, args: list[str], root: Path, capsys) -> str:
     return stderr
 
 
+def _with_files(case: dict, config_dir: Path) -> list[str]:
+    """A case's ``files`` (config files a user edits, malformed) written under a config dir of their own that
+    Hydra searches besides conf/ (``hydra.searchpath``): the repo's own files stay untouched."""
+    if not case.get("files"):
+        return case["args"]
+    for name, text in case["files"].items():
+        (config_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (config_dir / name).write_text(text)
+    return [f"hydra.searchpath=[file://{config_dir}]", *case["args"]]
+
+
 def _check(case: dict, root: Path, capsys) -> None:
-    stderr = _refused(case["stage"], case["args"], root, capsys)
+    stderr = _refused(case["stage"], _with_files(case, root.parent / "user_conf"), root, capsys)
     # The one paragraph runner prints: a config error, or else a command's own refusal ("runner compare: ...");
     # never the whole of stderr, where an argparse usage line echoing the argument would pass.
     lines = stderr.splitlines()

@@ -46,7 +46,52 @@ def is_config_error(error: BaseException) -> bool:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    return isinstance(error, (ConfigError, HydraException, OmegaConfBaseException))
+    return isinstance(error, (ConfigError, HydraException, OmegaConfBaseException)) or _yaml_error(error) is not None
+
+
+def _yaml_error(error: BaseException) -> Any:
+    """The YAML syntax error a config file raised while Hydra loaded it, if ``error`` is (or wraps) one."""
+    import yaml
+
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, yaml.MarkedYAMLError):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+def _shown_path(name: str) -> str:
+    from runner.core.outputs import repo_root
+
+    path = Path(name)
+    try:
+        return str(path.resolve().relative_to(repo_root()))
+    except ValueError:
+        return name
+
+
+def _config_file(source: str) -> str:
+    """The file Hydra means by a config name: experiment/NAME is experiments/NAME.yaml, GROUP/NAME is under conf/
+    (or, found on another ``hydra.searchpath``, the option by its name)."""
+    from runner.core.outputs import repo_root
+
+    group, _, name = source.rpartition("/")
+    path = f"experiments/{name}.yaml" if group == "experiment" else f"conf/{source}.yaml"
+    if (repo_root() / path).exists():
+        return path
+    return f"experiment '{name}'" if group == "experiment" else f"the {group} option '{name}'"
+
+
+def _yaml_paragraph(error: Any) -> str:
+    mark = error.problem_mark or error.context_mark
+    where = f"{_shown_path(mark.name)}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+    problem = " ".join(filter(None, [error.context, error.problem]))
+    return (
+        f"Config error: {where} is not valid YAML: {problem}. Fix: correct the file there (the keys of one "
+        "mapping share one indentation, a value follows `key:` after a space, lists are `- item` or [a, b]); "
+        "nothing was run or written."
+    )
 
 
 def _fields_of(object_type: Any) -> list[str]:
@@ -91,6 +136,8 @@ def format_config_error(error: BaseException, command: str) -> str:
 
     if isinstance(error, ConfigError):
         return f"Config error: {error}. Fix: {error.fix}."
+    if _yaml_error(error) is not None:
+        return _yaml_paragraph(_yaml_error(error))
     if isinstance(error, MissingConfigException):
         missing = error.missing_cfg_file or ""
         group, _, option = missing.rpartition("/")
@@ -124,6 +171,14 @@ def format_config_error(error: BaseException, command: str) -> str:
             f"Config error: `{key}`{source} is not a key of {schema}. A preset's keys belong to the option it "
             f"chose; after switching a group (e.g. policy=...) on the command line, drop or change the keys that "
             f"only the old option has, or use a preset made for the new one."
+        )
+    invalid = re.search(r"In '([^']+)': ValidationError raised while composing config:\s*(.*?)\s*full_key: (\S+)",
+                        message)  # fmt: skip
+    if invalid:
+        source, problem, key = invalid.groups()
+        return (
+            f"Config error: `{key}` in {_config_file(source)} has the wrong type or value: {problem}. Fix the value "
+            f"in that file; see every key's type and default with `{command} --cfg job` (without that preset)."
         )
     match = re.search(r"Could not override '([^']+)'", message)
     if match:
