@@ -45,11 +45,11 @@ test-fast: setup
 
 # The kill matrix (RELIABILITY.md): RUNNER_MATRIX_POINTS kill points per stage (default 3).
 matrix: setup
-	$(PY) -m pytest -q -s -m matrix tests/test_kill_matrix.py
+	$(PY) -m pytest -q -s -m matrix tests/stages/test_kill_matrix.py
 
-# Every test of tests/test_slurm.py on a single-node SLURM cluster it starts (root and apt, or slurm-wlm + munge).
+# Every test of tests/core/test_slurm.py on a single-node SLURM cluster it starts (root and apt, or slurm-wlm + munge).
 cluster: setup
-	$(PY) -m pytest -q tests/test_slurm.py
+	$(PY) -m pytest -q tests/core/test_slurm.py
 
 lint: setup
 	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins

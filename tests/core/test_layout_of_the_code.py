@@ -111,3 +111,15 @@ def test_a_module_over_400_lines_says_why():
         assert lines <= MAX_LINES or f"Over {MAX_LINES} lines:" in docstring, (
             f"{name} has {lines} lines: split it, or say in its docstring why not (Over {MAX_LINES} lines: ...)"
         )
+
+
+def test_the_tests_mirror_the_package():
+    """tests/<folder>/ holds the tests of runner/<folder>/: a new package gets its folder of tests beside the others."""
+    folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= packages, f"tests/ folders without a runner/ package: {sorted(folders - packages)}"
+    loose = sorted(p.name for p in (REPO / "tests").glob("test_*.py"))
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert all(name.removeprefix("test_").removesuffix(".py") in modules for name in loose), (
+        f"tests at the top of tests/ test a top-level module of runner/ by name: {loose}"
+    )

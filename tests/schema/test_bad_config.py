@@ -3,7 +3,7 @@
 import pytest
 from conftest import run_probe, run_runner
 
-# The full corpus runs in-process (tests/bad_inputs/, test_bad_inputs.py); these few check what only a real
+# The full corpus runs in-process (tests/schema/bad_inputs/, test_bad_inputs.py); these few check what only a real
 # process shows: the exit code, one paragraph on stderr and no traceback. The last two are the schema's bounds.
 CORPUS = [
     (["robot=so101_folower"], ["`robot=so101_folower`", "so101_follower", "Valid choices"]),

@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/bad_inputs/): every case is refused before anything is written, naming the key.
+"""The bad-input corpus (tests/schema/bad_inputs/): every case is refused before anything is written, naming the key.
 
 Cases run in-process through `runner.cli.main` (the same code path as the console script, a second apart
 instead of a fresh interpreter each), plus property-based fuzzing of overrides with hypothesis.
@@ -15,7 +15,7 @@ from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-CORPUS_DIR = REPO / "tests" / "bad_inputs"
+CORPUS_DIR = REPO / "tests" / "schema" / "bad_inputs"
 
 
 def _load_cases() -> list[dict]:
@@ -111,7 +111,7 @@ def test_the_corpus_covers_every_stage_and_group():
     assert keys >= {"robot", "teleop", "cameras", "host", "task", "episode", "dataset", "policy", "train", "eval",
                     "pipeline", "resume", "policy_run", "dataset_run", "sweep", "duration_s"}  # fmt: skip
     assert len(CASES) >= 60
-    quoted = re.search(r"`tests/bad_inputs/` \((\d+) cases\)", (REPO / "RELIABILITY.md").read_text())
+    quoted = re.search(r"`tests/schema/bad_inputs/` \((\d+) cases\)", (REPO / "RELIABILITY.md").read_text())
     assert quoted and int(quoted.group(1)) == len(CASES), "RELIABILITY.md quotes the corpus's size"
 
 
