@@ -61,7 +61,7 @@ class EpisodeConfig:
     # its USB adapter take at least about 1 ms, and the fastest USB cameras give a few hundred fps at small
     # sizes. 200 would refuse those, and teleoperate's uncapped loop (episode.fps=1000, as LeRobot's
     # teleop_loop and benchmarks/bench_hardware.py run it). What one set-up keeps up with is measured while
-    # recording instead: a realtime loop below 80 % of fps for 2 s stops the recording (see record.py).
+    # recording instead: a realtime loop below 80 % of fps for 2 s stops the recording (see stages/record/failures.py).
     fps: int = bounded(30, ge=1, le=1000)
     # A cap, not a fixed length: episodes end early by key, idle detection or success.
     episode_time_s: float = bounded(60.0, gt=0)

@@ -104,14 +104,8 @@ def expand_checkpoints(args: list[str]) -> list[str]:
         return args  # a sweep function (range(...)): Hydra expands it, each job checks its step
     if len(set(wanted)) != len(wanted):
         raise ConfigError("eval.checkpoint", f"is {','.join(wanted)}", "list each checkpoint once")
-    unknown = [w for w in wanted if w != "last" and not (w.isdigit() and int(w) in steps)]
-    if unknown:
-        raise ConfigError(
-            "eval.checkpoint",
-            f"names {', '.join(unknown)}, not a checkpoint of train run {train.id} (available: "
-            f"{', '.join(map(str, steps))})",
-            "pick from those steps, last, or all",
-        )
+    for step in wanted:
+        checkpoint_step(step, available, train.id)
     single = len(wanted) == 1 and not expanded and "eval.checkpoint" not in swept
     if single and not OmegaConf.is_list(cfg.eval.checkpoint):
         return args
@@ -157,18 +151,22 @@ def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySou
     train, available = train_checkpoints(ctx.outputs_root, str(cfg.policy_run))
     if wanted == "all":
         raise ConfigError("eval.checkpoint", "is all, which needs a sweep", "run `runner eval eval.checkpoint=all`")
-    if wanted == "last":
-        step = max(available)
-    elif wanted.isdigit() and int(wanted) in available:
-        step = int(wanted)
-    else:
-        raise ConfigError(
-            "eval.checkpoint",
-            f"is {wanted}, which is not a checkpoint of train run {train.id} (available: "
-            f"{', '.join(map(str, available))})",
-            "pick one of those steps, last, or all",
-        )
+    step = checkpoint_step(wanted, available, train.id)
     return PolicySource(available[step] / PRETRAINED, train.id, step)
+
+
+def checkpoint_step(wanted: str, available: dict[int, Path], train_run: str) -> int:
+    """The step ``eval.checkpoint`` names (a step or last) among a train run's complete checkpoints."""
+    if wanted == "last":
+        return max(available)
+    if wanted.isdigit() and int(wanted) in available:
+        return int(wanted)
+    raise ConfigError(
+        "eval.checkpoint",
+        f"is {wanted}, which is not a checkpoint of train run {train_run} (available: "
+        f"{', '.join(map(str, sorted(available)))})",
+        "pick one of those steps, last, or all",
+    )
 
 
 def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[str]]:
