@@ -230,6 +230,90 @@ def _retain(output_dir: Path, keep_last: int | None, keep_steps: list[int], newe
     return deleted
 
 
+class SavedCheckpoints:
+    """What happens as each checkpoint is written: runner's config and lineage beside LeRobot's files (the
+    lineage last: its presence marks the checkpoint complete), retention, run.json, and a stop at a whole
+    checkpoint when the next one would not fit on the disk."""
+
+    def __init__(self, run: Run, cfg: DictConfig, schedule_steps: list[int], progress: TrainProgress) -> None:
+        self.run, self.cfg, self.schedule_steps, self.progress = run, cfg, schedule_steps, progress
+        self.output_dir = run.dir / layout.TRAIN_DIR
+        self.lineage: dict[str, Any] = run.record.get("lineage") or {}
+        self.runner_config = OmegaConf.to_yaml(cfg, resolve=True)
+        self.saved: dict[int, dict[str, Any]] = {c["step"]: c for c in run.record.get("checkpoints", [])}
+
+    def on_checkpoint(self, step: int, checkpoint: Path, save_s: float) -> None:
+        from runner.lerobot_adapter import checkpoints
+
+        pretrained = checkpoint / checkpoints.PRETRAINED
+        outputs.write_text_atomic(pretrained / RUNNER_CONFIG, self.run.redactor.text(self.runner_config))
+        lineage = {**self.lineage, "train_run": self.run.id, "step": step}
+        outputs.write_json_atomic(pretrained / checkpoints.LINEAGE, lineage)
+        self.saved[step] = {
+            "step": step,
+            "path": str(checkpoint.relative_to(self.run.dir)),
+            "size_mb": round(_disk_mb(checkpoint), 2),
+            "save_s": round(save_s, 3),
+        }
+        train = self.cfg.train
+        present = checkpoints.checkpoints(self.output_dir)
+        for gone in _retain(self.output_dir, train.keep_checkpoints, list(train.keep_steps), step, present):
+            log.info("retention: deleted checkpoint %d (keeping the last %s and %s)", gone, train.keep_checkpoints,
+                     list(train.keep_steps) or "no pinned steps")  # fmt: skip
+            self.saved[gone]["deleted"] = True
+        log.info("checkpoint %d saved: %.1f MB in %.2f s -> %s", step, self.saved[step]["size_mb"], save_s,
+                 checkpoint)  # fmt: skip
+        self.progress.plot(sorted(checkpoints.checkpoints(self.output_dir)))
+        self.run.update(checkpoints=[self.saved[s] for s in sorted(self.saved)])
+        next_size = self.saved[step]["size_mb"] * disk.MB * CHECKPOINT_HEADROOM
+        if any(s > step for s in self.schedule_steps) and disk.free_bytes(self.output_dir) < next_size:
+            raise self.out_of_space(None, step)  # stop here, at a whole checkpoint, rather than in the next save
+
+    def out_of_space(self, reason: str | None, step: int | None) -> disk.DiskFull:
+        from runner.lerobot_adapter import checkpoints
+
+        kept = sorted(checkpoints.checkpoints(self.output_dir))
+        free = disk.free_bytes(self.output_dir) / disk.MB
+        if reason is None:
+            what = (f"stopped after checkpoint {step} of {self.cfg.train.steps} steps: the disk holding "
+                    f"{self.output_dir} has {free:.0f} MB free, less than the next checkpoint needs "
+                    f"(~{self.saved[step]['size_mb'] * CHECKPOINT_HEADROOM:.0f} MB)")  # fmt: skip
+        else:
+            what = f"the disk holding {self.output_dir} filled up during training ({reason})"
+        saved = f"checkpoints {kept} are whole and load" if kept else "no checkpoint was saved yet"
+        resume = f"continue with `runner train resume={self.run.id}`" if kept else "train again"
+        return disk.DiskFull(
+            f"{what}; {saved}. Free some space (or keep fewer checkpoints: train.keep_checkpoints=N), then {resume}"
+        )
+
+
+def _training_data(cfg: DictConfig, ctx: StageContext, device: str) -> tuple[list, list[int], Any]:
+    """A new training's record runs, the episodes it learns from, and LeRobot's policy config: all checked."""
+    from runner.lerobot_adapter import training
+
+    dataset_runs = [ctx.find_run("dataset_run", ref, "record") for ref in _dataset_refs(cfg)]
+    infos = [_read_info(r) for r in dataset_runs]
+    _check_policy_inputs(cfg, infos, [r.id for r in dataset_runs])
+    rows = [row for r in dataset_runs for row in _episode_rows(r)]
+    if len(dataset_runs) > 1:  # merged indices follow the runs in order
+        offset, renumbered = 0, []
+        for run_info, info in zip(dataset_runs, infos, strict=True):
+            for row in _episode_rows(run_info):
+                renumbered.append({**row, "dataset_episode": str(int(row["dataset_episode"]) + offset)})
+            offset += info["total_episodes"]
+        rows = renumbered
+    episodes = select_episodes(rows, sum(i["total_episodes"] for i in infos), cfg.train)
+    try:
+        policy = training.policy_config(OmegaConf.to_container(cfg.policy, resolve=True), device)
+    except Exception as error:  # LeRobot's own checks of its policy config (draccus, __post_init__)
+        cause = error.__cause__ or error
+        raise ConfigError(
+            "policy", f"is refused by LeRobot's {cfg.policy.type} config: {cause}",
+            "fix the policy.* value it names (`runner train --cfg job` shows them)",
+        ) from None  # fmt: skip
+    return dataset_runs, episodes, policy
+
+
 def train(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.lerobot_adapter import checkpoints, datasets, hooked_training, training
 
@@ -239,29 +323,9 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     schedule_steps = save_schedule(cfg.train)
     device = training.resolve_device(cfg.train.device.value, "train.device")
     check_processes(cfg.train, device)
-
     if previous is None:
-        dataset_runs = [ctx.find_run("dataset_run", ref, "record") for ref in _dataset_refs(cfg)]
-        infos = [_read_info(r) for r in dataset_runs]
+        dataset_runs, episodes, policy = _training_data(cfg, ctx, device)
         ids = [r.id for r in dataset_runs]
-        _check_policy_inputs(cfg, infos, ids)
-        rows = [row for r in dataset_runs for row in _episode_rows(r)]
-        if len(dataset_runs) > 1:  # merged indices follow the runs in order
-            offset, renumbered = 0, []
-            for run_info, info in zip(dataset_runs, infos, strict=True):
-                for row in _episode_rows(run_info):
-                    renumbered.append({**row, "dataset_episode": str(int(row["dataset_episode"]) + offset)})
-                offset += info["total_episodes"]
-            rows = renumbered
-        episodes = select_episodes(rows, sum(i["total_episodes"] for i in infos), cfg.train)
-        try:
-            policy = training.policy_config(OmegaConf.to_container(cfg.policy, resolve=True), device)
-        except Exception as error:  # LeRobot's own checks of its policy config (draccus, __post_init__)
-            cause = error.__cause__ or error
-            raise ConfigError(
-                "policy", f"is refused by LeRobot's {cfg.policy.type} config: {cause}",
-                "fix the policy.* value it names (`runner train --cfg job` shows them)",
-            ) from None  # fmt: skip
         run = ctx.start_run(parents=ids)
     else:
         run = ctx.resume_run(previous, cfg)
@@ -269,50 +333,9 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     output_dir = run.dir / layout.TRAIN_DIR
     start_step = checkpoints.last_step(output_dir) or 0
     progress = TrainProgress(run, cfg.train.steps, start_step)
-    lineage = run.record.get("lineage") or {}
-    runner_config = OmegaConf.to_yaml(cfg, resolve=True)
-    saved_checkpoints: dict[int, dict[str, Any]] = {c["step"]: c for c in run.record.get("checkpoints", [])}
+    saved = SavedCheckpoints(run, cfg, schedule_steps, progress)
 
-    def on_checkpoint(step: int, checkpoint: Path, save_s: float) -> None:
-        pretrained = checkpoint / checkpoints.PRETRAINED
-        outputs.write_text_atomic(pretrained / RUNNER_CONFIG, run.redactor.text(runner_config))
-        # Last: its presence marks the checkpoint complete.
-        outputs.write_json_atomic(pretrained / checkpoints.LINEAGE, {**lineage, "train_run": run.id, "step": step})
-        saved_checkpoints[step] = {
-            "step": step,
-            "path": str(checkpoint.relative_to(run.dir)),
-            "size_mb": round(_disk_mb(checkpoint), 2),
-            "save_s": round(save_s, 3),
-        }
-        present = checkpoints.checkpoints(output_dir)
-        for gone in _retain(output_dir, cfg.train.keep_checkpoints, list(cfg.train.keep_steps), step, present):
-            log.info("retention: deleted checkpoint %d (keeping the last %s and %s)", gone, cfg.train.keep_checkpoints,
-                     list(cfg.train.keep_steps) or "no pinned steps")  # fmt: skip
-            saved_checkpoints[gone]["deleted"] = True
-        log.info("checkpoint %d saved: %.1f MB in %.2f s -> %s", step, saved_checkpoints[step]["size_mb"], save_s,
-                 checkpoint)  # fmt: skip
-        progress.plot(sorted(checkpoints.checkpoints(output_dir)))
-        run.update(checkpoints=[saved_checkpoints[s] for s in sorted(saved_checkpoints)])
-        next_size = saved_checkpoints[step]["size_mb"] * disk.MB * CHECKPOINT_HEADROOM
-        if any(s > step for s in schedule_steps) and disk.free_bytes(output_dir) < next_size:
-            raise out_of_space(None, step)  # stop here, at a whole checkpoint, rather than in the next save
-
-    def out_of_space(reason: str | None, step: int | None) -> disk.DiskFull:
-        kept = sorted(checkpoints.checkpoints(output_dir))
-        free = disk.free_bytes(output_dir) / disk.MB
-        if reason is None:
-            what = (f"stopped after checkpoint {step} of {cfg.train.steps} steps: the disk holding {output_dir} "
-                    f"has {free:.0f} MB free, less than the next checkpoint needs "
-                    f"(~{saved_checkpoints[step]['size_mb'] * CHECKPOINT_HEADROOM:.0f} MB)")  # fmt: skip
-        else:
-            what = f"the disk holding {output_dir} filled up during training ({reason})"
-        saved = f"checkpoints {kept} are whole and load" if kept else "no checkpoint was saved yet"
-        resume = f"continue with `runner train resume={run.id}`" if kept else "train again"
-        return disk.DiskFull(
-            f"{what}; {saved}. Free some space (or keep fewer checkpoints: train.keep_checkpoints=N), then {resume}"
-        )
-
-    hooks = hooked_training.Hooks(on_metrics=progress.metrics, on_checkpoint=on_checkpoint)
+    hooks = hooked_training.Hooks(on_metrics=progress.metrics, on_checkpoint=saved.on_checkpoint)
     # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
     processes = hooked_training.Processes(
         cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / layout.TRAIN_LOGS_DIR
@@ -336,13 +359,13 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                     f"{cfg.dataset.repo_id}_merged",
                 )
                 run.add_artifact(layout.DATASET_DIR)
-            lineage = {
+            saved.lineage = {
                 "dataset_runs": ids,
                 "dataset_roots": [str(r.path / layout.DATASET_DIR) for r in dataset_runs],
                 "episodes": episodes,
                 "policy": cfg.policy.type,
             }
-            run.update(lineage=lineage)
+            run.update(lineage=saved.lineage)
             run.add_artifact(layout.TRAIN_DIR)
             config = training.pipeline_config(
                 dataset_root=root, repo_id=repo_id, episodes=episodes, policy=policy, output_dir=output_dir,
@@ -363,7 +386,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
             raise
         for step in checkpoints.drop_incomplete(output_dir):
             log.info("removed checkpoint %d: its save did not finish", step)
-        raise out_of_space(reason, None) from error
+        raise saved.out_of_space(reason, None) from error
     finally:
         progress.close()
     kept = checkpoints.checkpoints(output_dir)
