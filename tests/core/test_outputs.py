@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from conftest import run_dirs, run_probe, run_runner, start_probe
 
 from runner.core import layout, outputs, provenance
@@ -55,6 +56,8 @@ def test_a_run_writes_its_record_config_and_log(outputs_root):
     assert record["overrides"] == ["experiment=sim_demo", "episode.reset_time_s=0", "task.instruction=stack the cubes"]
     assert record["packages"]["lerobot"] and record["packages"]["python"]
     assert record["host"]["hostname"] and record["host"]["cpu"]
+    saved = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert record["host"]["profile"] == saved["host"]["name"], "which host profile's ports and cameras it used"
     assert record["sweep"] is None and record["parents"] == []
     assert "probe.txt" in record["artifacts"]
     assert (run_dir / "probe.txt").read_text() == "stack the cubes"
