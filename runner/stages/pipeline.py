@@ -153,7 +153,7 @@ def pipeline(cfg: DictConfig, ctx: StageContext) -> None:
             _record(children, overrides)
         _train(children, overrides)
     _eval(children, overrides, cfg.pipeline.launcher.value)
-    children.start("compare", [children.state["eval"]["sweep"]])
+    _compare(children)
     _summary(children)
 
 
@@ -195,6 +195,14 @@ def _eval(children: Children, overrides: list[str], launcher: str) -> None:
         children.start("eval", ["-m", *overrides, f"policy_run={children.run_id('train')}", *sweep, *launch])
     if children.status("eval") != "succeeded":
         raise ChildFailed("eval", 1, children.run.id)
+
+
+def _compare(children: Children) -> None:
+    # A compare run exists only once the eval sweep succeeded, and it compared that very sweep.
+    if children.status("compare") == "succeeded":
+        log.info("pipeline: compare run %s succeeded before: skipped", children.run_id("compare"))
+        return
+    children.start("compare", [children.state["eval"]["sweep"]])
 
 
 def _summary(children: Children) -> None:

@@ -51,6 +51,13 @@ def test_pipeline_killed_during_training_resumes_without_recording_again(outputs
     assert all(r["pipeline"] == pipeline["id"] for r in [record, *trains, *evals, compare])
     assert "eval runs compared" in result.stdout and "pipeline runs:" in result.stdout
 
+    # Resumed once more (a kill that landed after it ended): nothing is redone, its comparison included.
+    before = set(run_dirs(outputs_root))
+    again = run_runner("pipeline", f"resume={pipeline['id']}", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"compare run {compare['id']} succeeded before: skipped" in again.stderr
+    assert set(run_dirs(outputs_root)) == before
+
     # The experiment's report links every run of the pipeline, the interrupted train run included.
     report = run_runner("report", "experiment", "sim_demo", "--json")
     assert report.returncode == 0, report.stderr[-3000:]
