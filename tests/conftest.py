@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,11 @@ REPO = Path(__file__).resolve().parent.parent
 PROBE = REPO / "tests" / "probe_stage.py"
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# A test's SIGINT is a Ctrl-C. A suite started in the background by a non-interactive shell (nohup, `&`, some
+# CI runners) inherits SIGINT ignored, every runner it starts would too, and Python keeps an ignored SIGINT
+# ignored: the kill matrix's SIGINT kills were then no-ops. A handled signal is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Every runner the suite starts carries these, so every stage's files can be scanned for them
 # (test_secrets.py): none may ever be written.
 SUITE_SECRETS = {"HF_TOKEN": "hf_suiteSecretToken_5b27c1e9", "WANDB_API_KEY": "suiteWandbKey_0e8d4417a2c6"}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_ACT, run_dirs, run_runner, start_runner, wait_for_log
+from conftest import TINY_ACT, run_dirs, run_runner, start_runner
 
 pytestmark = pytest.mark.matrix
 
@@ -82,13 +82,20 @@ def _check_record_and_settle(run) -> None:
 
 def _full_run_seconds(args: list[str], root: Path) -> float:
     """How long the stage's run lasts, from its creation to its end, when nothing interrupts it: the scale
-    of the kill points."""
+    of the kill points. A run's end is its run.json's (the process exits seconds later, torch tearing down:
+    a kill then lands after the run); a sweep is live as long as its process."""
+    from datetime import datetime
+
     process = start_runner(*args, env={"RUNNER_OUTPUTS": str(root)})
-    wait_for_log(process, " run ", " -> ")
+    run_json = Path(_wait_for_run_line(process).split(" -> ", 1)[1].strip()) / "run.json"
     start = time.monotonic()
     _, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stderr[-3000:]
-    return time.monotonic() - start
+    if "-m" in args:
+        return time.monotonic() - start
+    record = json.loads(run_json.read_text())
+    started, ended = (datetime.fromisoformat(record[k]) for k in ("started_at", "ended_at"))
+    return (ended - started).total_seconds()
 
 
 @pytest.fixture(scope="module")
