@@ -31,7 +31,7 @@ def resolve_device(requested: str, key: str) -> str:
     if requested == "auto":
         return next(d for d in ("cuda", "mps", "cpu") if available[d])
     if not available.get(requested, False):
-        raise ConfigError(key, f"is {requested}, which this machine does not have", f"use {key}=auto or cpu")
+        raise ConfigError(key, f"is {requested}, which is not available on this machine", f"use {key}=auto or cpu")
     return requested
 
 
