@@ -79,6 +79,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runner.commands.viz",
         "LeRobot's dataset visualiser (Rerun) on a record run's dataset or an eval run's rollouts",
     ),
+    "push": (
+        "runner.commands.push",
+        "push a record run's dataset or a train run's checkpoints to the Hugging Face Hub (or finish a failed push)",
+    ),
     "emulate": (
         "runner.commands.emulate",
         "serve emulated SO-101 arms (servo protocol on pseudo-terminals) and cameras for host=emulated",

@@ -1,8 +1,10 @@
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,67 @@ def trained(tmp_path_factory) -> Path:
                         "train.num_workers=0", *TINY_ACT, env=env, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return root
+
+
+# --- a Hub for the tests (tests/hub/fake_hub.py): the suite's HF_TOKEN is HUB_USER's, who may also write to HUB_ORG
+HUB_USER, HUB_ORG = "suite-user", "suite-lab"
+OTHER_TOKEN = "hf_otherUsersToken_81d0b3a7"  # a user who owns nothing the tests push to
+READ_ONLY_TOKEN = "hf_readOnlyToken_4e62c9f1"
+
+
+@dataclass
+class FakeHub:
+    endpoint: str
+    root: Path
+    process: subprocess.Popen
+
+    def env(self, home: Path) -> dict[str, str]:
+        """A runner's environment for this Hub: its endpoint, online, and a Hugging Face cache of its own."""
+        return {"HF_ENDPOINT": self.endpoint, "HF_HUB_OFFLINE": "0", "HF_HOME": str(home),
+                "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def start_fake_hub(root: Path, *flags: str) -> FakeHub:
+    """tests/hub/fake_hub.py on 127.0.0.1 (a free port), state under ``root``; returns once it listens."""
+    users = {os.environ["HF_TOKEN"]: HUB_USER, OTHER_TOKEN: "someone", READ_ONLY_TOKEN: "reader"}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "hub" / "fake_hub.py"), "--root", str(root), "--users",
+         json.dumps(users), "--orgs", json.dumps({HUB_USER: [HUB_ORG]}), "--read-only", "reader", *flags],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    line = process.stdout.readline()
+    assert line.startswith("listening on "), f"the test Hub did not start: {line!r}"
+    return FakeHub(line.split()[-1], root, process)
+
+
+# A dataset repo on the test Hub holding another robot's data (meta/info.json only): a push over it is refused.
+OTHER_ROBOT_DATASET = f"{HUB_USER}/other_robot"
+_SEED = """
+import json, pathlib, sys
+from huggingface_hub import HfApi
+api = HfApi()
+folder = pathlib.Path(sys.argv[1])
+(folder / "meta").mkdir(parents=True)
+features = {"observation.state": {"dtype": "float32", "shape": [3]}, "action": {"dtype": "float32", "shape": [3]}}
+(folder / "meta" / "info.json").write_text(json.dumps({"robot_type": "koch", "fps": 50, "features": features}))
+api.create_repo(sys.argv[2], repo_type="dataset")
+api.upload_folder(repo_id=sys.argv[2], repo_type="dataset", folder_path=folder)
+api.create_tag(sys.argv[2], tag="v3.0", repo_type="dataset")
+"""
+
+
+@pytest.fixture(scope="session")
+def fake_hub(tmp_path_factory) -> FakeHub:
+    """One test Hub per test process, seeded with OTHER_ROBOT_DATASET."""
+    base = tmp_path_factory.mktemp("hub")
+    hub = start_fake_hub(base / "store")
+    env = {**os.environ, **hub.env(base / "hf_home")}
+    seeded = subprocess.run([sys.executable, "-c", _SEED, str(base / "seed"), OTHER_ROBOT_DATASET], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr[-3000:]
+    yield hub
+    hub.stop()

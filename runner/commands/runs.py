@@ -126,6 +126,18 @@ def _show(run: outputs.RunInfo, as_json: bool) -> None:
         rows["children"] = ", ".join(
             f"{stage} {child.get('run') or child.get('sweep')}" for stage, child in record["children"].items()
         )
+    if record.get("inputs"):
+        rows["inputs"] = ", ".join(f"{i['hub']} {i['repo_id']}@{i['commit']} (asked {i['revision']})"
+                                   for i in record["inputs"])  # fmt: skip
+    if record.get("hub"):
+        hub = record["hub"]
+        rows["pushed to"] = f"{hub['url']} at {hub.get('revision', '-')} (commit {hub.get('commit', '-')})"
+    if record.get("pushes"):
+        rows["pushes"] = "; ".join(
+            f"{p['status']} {p['repo_id']}@{p.get('revision', '-')} commit {p.get('commit', '-')} (run {p.get('run')})"
+            + (f": {p['error']}" if p.get("error") else "")
+            for p in record["pushes"]
+        )
     if record.get("error"):
         rows["error"] = f"{record['error'].get('type')}: {record['error'].get('message')}"
     for key, value in rows.items():

@@ -65,7 +65,8 @@ class RunnerConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Continue an earlier run of the same stage (an id, a prefix or latest) in its own directory.
     resume: str | None = None
-    # The record run(s) a train run learns from: an id, a prefix, latest, or a list of them.
+    # The record run(s) a train run learns from: an id, a prefix, latest, a Hub dataset (hf:OWNER/NAME or
+    # hf:OWNER/NAME@REVISION), or a list of them.
     dataset_run: Any = "latest"
     # The train run an eval run evaluates: an id, a prefix or latest (ignored with eval.policy_path).
     policy_run: str = "latest"

@@ -13,6 +13,7 @@ from runner.schema.fields import CheckMode, Device, Launcher, MixedPrecision, Wa
 @dataclass
 class ACTPolicyConfig:
     type: str = "act"
+    # Fine-tune from a LeRobot policy folder or a Hub model repo (hf:OWNER/NAME[@REVISION]); None: from scratch.
     pretrained_path: str | None = None
     chunk_size: int = bounded(100, ge=1)
     n_action_steps: int = bounded(100, ge=1)
@@ -90,6 +91,11 @@ class TrainConfig:
     scenarios: list[str] | None = None
     only_successful: bool = False
     episodes: list[int] | None = None
+    # Push every kept checkpoint to the Hub model repo hub_repo_id when training ends, one tag step-NNNNNN each
+    # (`runner push RUN --checkpoint ...` pushes some later). The token is checked before training starts.
+    push_to_hub: bool = False
+    hub_repo_id: str | None = None
+    private: bool = False
 
 
 @dataclass
@@ -107,7 +113,8 @@ class EvalConfig:
     videos: int = bounded(2, ge=0)
     # Keep every rollout as a LeRobot dataset under eval/rollouts.
     save_rollouts: bool = False
-    # Evaluate any LeRobot pretrained policy folder instead of a train run (e.g. a base model).
+    # Evaluate any LeRobot pretrained policy folder instead of a train run (e.g. a base model), or a Hub model
+    # repo: hf:OWNER/NAME or hf:OWNER/NAME@REVISION (a tag such as step-002000, a branch or a commit).
     policy_path: str | None = None
     device: Device = Device.auto
     # Cameras (roles, sizes) or fps that differ from the training dataset's: refuse to run, or (warn) run

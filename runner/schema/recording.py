@@ -102,3 +102,11 @@ class DatasetConfig:
     # mid-episode leaves an unfinished video that resume= removes. An episode whose encoder fell behind and
     # dropped a frame is refused (LeRobot would keep a video shorter than its data).
     streaming_encoding: bool = True
+    # Push the dataset to the Hub when the recording ends with kept episodes (LeRobot's push_to_hub: the card and
+    # the codebase-version tag its loader needs). The token (HF_TOKEN or `hf auth login`) is checked before
+    # recording starts. A failed push leaves the run intact: `runner push RUN` finishes it.
+    push_to_hub: bool = False
+    # The Hub repo (OWNER/NAME); None: repo_id.
+    hub_repo_id: str | None = None
+    # Create the Hub repo private.
+    private: bool = False

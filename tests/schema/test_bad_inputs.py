@@ -7,11 +7,13 @@ instead of a fresh interpreter each), plus property-based fuzzing of overrides w
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, FakeHub
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +36,8 @@ def _fake_record_run(root: Path) -> None:
     run_id = "20261124-000000-000-record-fake"
     meta = root / "default" / run_id / "dataset" / "meta"
     meta.mkdir(parents=True)
-    features = {"observation.images.side": {"dtype": "video"}, "action": {"dtype": "float32"}}
+    features = {"observation.images.side": {"dtype": "video", "shape": [96, 128, 3]},
+                "action": {"dtype": "float32", "shape": [6]}}  # fmt: skip
     (meta / "info.json").write_text(json.dumps({"fps": 10, "total_episodes": 1, "features": features}))
     (meta.parent.parent / "run.json").write_text(json.dumps({"id": run_id, "stage": "record", "status": "succeeded"}))
 
@@ -52,13 +55,21 @@ def clean_environment():
     os.environ.update(saved)
 
 
-def _refused(stage: str, args: list[str], root: Path, capsys) -> str:
+def _refused(stage: str, args: list[str], root: Path, capsys, env: dict | None = None) -> str:
+    """``runner STAGE ARGS`` in-process; with ``env`` in a fresh interpreter with that environment (a Hub case:
+    huggingface_hub reads HF_ENDPOINT once, when it is first imported)."""
     from runner.cli import main
 
     os.environ["RUNNER_OUTPUTS"] = str(root)
     before = _snapshot(root)
-    code = main([stage, *args])
-    stderr = capsys.readouterr().err
+    if env is None:
+        code = main([stage, *args])
+        stderr = capsys.readouterr().err
+    else:
+        environment = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+        done = subprocess.run([sys.executable, "-m", "runner", stage, *args], cwd=REPO, env=environment,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        code, stderr = done.returncode, done.stderr
     assert code == 2, f"runner {stage} {' '.join(args)} exited {code}:\n{stderr[-3000:]}"
     assert "Traceback" not in stderr, stderr[-3000:]
     assert _snapshot(root) == before, "nothing may be written"
@@ -76,8 +87,9 @@ def _with_files(case: dict, config_dir: Path) -> list[str]:
     return [f"hydra.searchpath=[file://{config_dir}]", *case["args"]]
 
 
-def _check(case: dict, root: Path, capsys) -> None:
-    stderr = _refused(case["stage"], _with_files(case, root.parent / "user_conf"), root, capsys)
+def _check(case: dict, root: Path, capsys, hub: FakeHub | None = None) -> None:
+    env = None if hub is None else {**hub.env(root.parent / "hf_home"), **case.get("env", {})}
+    stderr = _refused(case["stage"], _with_files(case, root.parent / "user_conf"), root, capsys, env)
     # The one paragraph runner prints: a config error, or else a command's own refusal ("runner compare: ...");
     # never the whole of stderr, where an argparse usage line echoing the argument would pass.
     lines = stderr.splitlines()
@@ -89,12 +101,21 @@ def _check(case: dict, root: Path, capsys) -> None:
         assert word in paragraph, f"{word!r} missing from: {paragraph}"
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.get("needs") != "trained"], ids=lambda c: c["id"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.get("needs") not in ("trained", "hub")], ids=lambda c: c["id"])
 def test_bad_input_is_refused_before_anything_is_written(case, tmp_path, capsys, clean_environment):
     root = tmp_path / "outputs"
     if case.get("needs") == "dataset":
         _fake_record_run(root)
     _check(case, root, capsys)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.get("needs") == "hub"], ids=lambda c: c["id"])
+def test_bad_hub_input_is_refused_before_anything_is_written(case, fake_hub, tmp_path, capsys):
+    """Against the test Hub (tests/hub/fake_hub.py): tokens, owners, revisions, a repo of another robot."""
+    root = tmp_path / "outputs"
+    if case.get("with_dataset"):
+        _fake_record_run(root)
+    _check(case, root, capsys, fake_hub)
 
 
 @pytest.mark.slow

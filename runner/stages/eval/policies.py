@@ -17,6 +17,7 @@ from runner.core.command_line import compose_without_sweeps
 from runner.core.context import StageContext
 from runner.core.errors import ConfigError
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
+from runner.hub.refs import is_hub_ref, pull
 from runner.lerobot_adapter.checkpoints import LINEAGE, PRETRAINED, checkpoints
 from runner.schema.devices import SIM_ROBOT, is_simulated
 
@@ -31,6 +32,11 @@ class PolicySource:
     folder: Path  # the LeRobot pretrained policy folder
     policy_run: str | None
     checkpoint_step: int | None
+    hub: dict[str, Any] | None = None  # a Hub model: its repo, revision and the commit it resolved to
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """run.json's ``inputs``: the Hub artefact evaluated, pinned to its commit."""
+        return [self.hub] if self.hub else []
 
 
 def eval_seeds(cfg: DictConfig) -> list[int]:
@@ -138,16 +144,21 @@ def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySou
     from runner.lerobot_adapter.evaluation import is_policy_folder
 
     if cfg.eval.policy_path:
-        folder = Path(cfg.eval.policy_path).expanduser()
+        hub = None
+        if is_hub_ref(cfg.eval.policy_path):
+            pulled = pull(cfg.eval.policy_path, "model", "eval.policy_path")
+            folder, hub = pulled.folder, pulled.record()
+        else:
+            folder = Path(cfg.eval.policy_path).expanduser()
         if not is_policy_folder(folder) and is_policy_folder(folder / PRETRAINED):
             folder = folder / PRETRAINED
         if not is_policy_folder(folder):
             raise ConfigError(
                 "eval.policy_path",
                 f"is {folder}, which is not a LeRobot policy folder (config.json and model.safetensors)",
-                "give a checkpoint's pretrained_model folder, or a policy downloaded with `huggingface-cli download`",
+                "give a checkpoint's pretrained_model folder, a policy folder, or a Hub model (hf:OWNER/NAME@REVISION)",
             )
-        return PolicySource(folder.resolve(), None, None)
+        return PolicySource(folder.resolve(), None, None, hub)
     train, available = train_checkpoints(ctx.outputs_root, str(cfg.policy_run))
     if wanted == "all":
         raise ConfigError("eval.checkpoint", "is all, which needs a sweep", "run `runner eval eval.checkpoint=all`")

@@ -51,6 +51,8 @@ def begin(run: Run, source: PolicySource, warnings: list[str]) -> Path:
         },
         checks={"cameras": warnings or "match"},
     )
+    if source.hub:
+        run.update(inputs=source.inputs())
     out = run.dir / layout.EVAL_DIR
     out.mkdir()
     run.add_artifact(layout.EVAL_DIR)
@@ -75,6 +77,7 @@ def summarize(run: Run, source: PolicySource, outcomes: list, plan: list, extra:
         "policy_run": source.policy_run,
         "seeds": [p.seed for p in plan],
         "policy_path": str(source.folder),
+        "policy_hub": source.hub,
         "policy_type": policy_type_and_inputs(source.folder)[0],
         "scenarios": sorted({p.scenario for p in plan}),
         **extra,

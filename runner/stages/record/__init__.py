@@ -21,6 +21,7 @@ from runner.episodes.keys import HELP as KEYS_HELP
 from runner.episodes.keys import KeyReader
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
 from runner.episodes.table import EpisodesTable
+from runner.hub import push as hub_push
 from runner.schema.devices import SIM_OPERATOR, is_simulated
 from runner.stages.record.failures import (
     DeviceLost,
@@ -91,6 +92,9 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
 
     previous, cfg = ctx.resumed(cfg, RESUMABLE_KEYS)
     _check_config(cfg)
+    hub_repo = cfg.dataset.hub_repo_id or cfg.dataset.repo_id
+    if cfg.dataset.push_to_hub:
+        hub_push.check_before_run(hub_repo, "dataset", "dataset.push_to_hub", "dataset.hub_repo_id")
     sim = is_simulated(cfg.robot)
     plan = record_plan(cfg)
     robot_config = devices.robot_config(cfg)
@@ -213,6 +217,8 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
             "recorded %d/%d episodes (%d discarded, %d successful) into %s",
             summary["kept"], summary["target"], discarded, successes, dataset_root,
         )  # fmt: skip
+        if cfg.dataset.push_to_hub and summary["kept"]:
+            hub_push.push_at_end(run, "dataset", hub_repo, cfg.dataset.private, "dataset.hub_repo_id")
     finally:
         if recorder is not None:
             recorder.close()  # idempotent: drops an unfinished episode, keeps everything saved

@@ -1,33 +1,30 @@
-"""``runner train``: fine-tune a LeRobot policy on recorded runs, with a declared checkpoint schedule.
+"""``runner train``: fine-tune a LeRobot policy on record runs or Hub datasets, with a declared checkpoint schedule.
 
-LeRobot's own training pipeline runs in-process on the record run's dataset (several record runs are merged
-with LeRobot's dataset tools; subsets are LeRobot episode lists). Checkpoints are plain LeRobot checkpoints
+LeRobot's own training pipeline runs in-process on the dataset (several are merged with LeRobot's dataset
+tools; subsets are LeRobot episode lists; see ``data``). Checkpoints are plain LeRobot checkpoints
 under ``train/checkpoints/<step>``; each also holds runner's resolved config and the dataset lineage, so it
 explains itself without the outputs tree. ``resume=<run>`` continues a killed run in its own directory.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import math
 import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from runner.core import disk, layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.errors import ConfigError
+from runner.hub import push as hub_push
+from runner.stages.train.data import training_data
+from runner.stages.train.progress import TrainProgress
 
 log = logging.getLogger("runner.train")
 
 RUNNER_CONFIG = "runner_config.yaml"
-IMAGE_POLICIES = ("act", "diffusion", "smolvla")
 # Keys a resumed training may change; everything else is the original run's.
 RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq",
                   "train.num_processes", "train.mixed_precision")  # fmt: skip
@@ -68,148 +65,6 @@ def check_processes(train: DictConfig, device: str) -> None:
     if precision == "fp16" and device != "cuda":
         raise ConfigError("train.mixed_precision", f"is fp16 on {device}: float16 autocast needs a CUDA GPU",
                           "use train.mixed_precision=bf16 (CPU and recent GPUs) or no")  # fmt: skip
-
-
-def _dataset_refs(cfg: DictConfig) -> list[str]:
-    refs = cfg.dataset_run
-    if isinstance(refs, ListConfig | list):
-        if not refs:
-            raise ConfigError("dataset_run", "is an empty list", "give a record run: dataset_run=latest or an id")
-        return [str(r) for r in refs]
-    if refs is None:
-        raise ConfigError("dataset_run", "is not set", "give a record run: dataset_run=latest or an id")
-    return [str(refs)]
-
-
-def _read_info(run: outputs.RunInfo) -> dict:
-    info = run.path / layout.DATASET_DIR / layout.DATASET_INFO
-    if not info.exists():
-        raise ConfigError("dataset_run", f"names record run {run.id}, which has no dataset", "record one first")
-    return json.loads(info.read_text())
-
-
-def _episode_rows(run: outputs.RunInfo) -> list[dict]:
-    table = run.path / layout.DATASET_DIR / layout.DATASET_EPISODES_CSV
-    if not table.exists():
-        return []
-    with open(table) as f:
-        return [r for r in csv.DictReader(f) if r["kept"] == "True"]
-
-
-def select_episodes(rows: list[dict], total: int, train: DictConfig) -> list[int] | None:
-    """Dataset episode indices for train.scenarios / only_successful / episodes; None means all of them."""
-    if not (train.scenarios or train.only_successful or train.episodes is not None):
-        return None
-    chosen = list(range(total))
-    if train.episodes is not None:
-        bad = [e for e in train.episodes if not 0 <= e < total]
-        if bad:
-            raise ConfigError("train.episodes", f"has indices outside 0..{total - 1}: {bad}", "pick recorded episodes")
-        chosen = [e for e in chosen if e in set(train.episodes)]
-    by_index = {int(r["dataset_episode"]): r for r in rows}
-    if train.scenarios:
-        known = sorted({r["scenario"] for r in rows})
-        unknown = sorted(set(train.scenarios) - set(known))
-        if unknown:
-            raise ConfigError("train.scenarios", f"names unknown scenarios {unknown}", f"recorded ones: {known}")
-        chosen = [e for e in chosen if by_index.get(e, {}).get("scenario") in set(train.scenarios)]
-    if train.only_successful:
-        chosen = [e for e in chosen if by_index.get(e, {}).get("success") == "True"]
-    if not chosen:
-        raise ConfigError("train.episodes", "selects no episode", "loosen train.scenarios / only_successful / episodes")
-    return chosen
-
-
-def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> None:
-    features = infos[0]["features"]
-    for info, run_id in zip(infos[1:], ids[1:], strict=True):
-        if info["features"].keys() != features.keys() or info["fps"] != infos[0]["fps"]:
-            raise ConfigError(
-                "dataset_run", f"mixes datasets with different features or fps ({ids[0]} vs {run_id})", "train on one"
-            )
-    images = [k for k, f in features.items() if f["dtype"] in ("video", "image")]
-    if cfg.policy.type in IMAGE_POLICIES and not images:
-        raise ConfigError(
-            "dataset_run",
-            f"has no camera images, and policy={cfg.policy.type} needs at least one",
-            "record with cameras, or pick a dataset that has them",
-        )
-    if cfg.policy.type == "smolvla":
-        folder = Path(cfg.policy.vlm_path)
-        if not (folder / "config.json").exists():
-            raise ConfigError(
-                "policy.vlm_path",
-                f"is {folder}, which is not a model folder (no config.json)",
-                "download the VLM once on a connected machine (e.g. `huggingface-cli download "
-                "HuggingFaceTB/SmolVLM2-500M-Video-Instruct --local-dir <folder>`) and point policy.vlm_path at it",
-            )
-
-
-class TrainProgress:
-    """metrics.csv, the loss plot, a progress bar on a terminal, and log lines."""
-
-    def __init__(self, run: Run, total_steps: int, start_step: int) -> None:
-        self.run, self.total = run, total_steps
-        self.path = run.dir / layout.TRAIN_METRICS_CSV
-        self.rows: list[dict] = []
-        if self.path.exists():
-            with open(self.path) as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]
-        self.started = time.monotonic()
-        self.start_step = start_step
-        self.bar = None
-        if sys.stdout.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
-            )  # fmt: skip
-            self.task = self.bar.add_task("train", total=total_steps, completed=start_step, status="")
-            self.bar.start()
-
-    def metrics(self, step: int, values: dict[str, float]) -> None:
-        rate = (step - self.start_step) / max(time.monotonic() - self.started, 1e-9)
-        row = {"step": step, "loss": values.get("loss"), "lr": values.get("lr"), "grad_norm": values.get("grad_norm"),
-               "update_s": values.get("update_s"), "steps_per_s": round(rate, 3)}  # fmt: skip
-        self.rows.append(row)
-        self._write()
-        eta = (self.total - step) / rate if rate > 0 else math.inf
-        status = f"loss {row['loss']:.4f} · {rate:.2f} steps/s"
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, status=status)
-        log.info("step %d/%d · %s · eta %s", step, self.total, status, "?" if math.isinf(eta) else f"{eta:.0f} s")
-
-    def _write(self) -> None:
-        self.path.parent.mkdir(exist_ok=True)
-        outputs.write_csv_atomic(self.path, ["step", "loss", "lr", "grad_norm", "update_s", "steps_per_s"], self.rows)
-
-    def plot(self, checkpoints: list[int]) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        if not self.rows:
-            return
-        steps = [int(r["step"]) for r in self.rows]
-        losses = [float(r["loss"]) for r in self.rows]
-        figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
-        axis.plot(steps, losses, color="#1f77b4", linewidth=1.5)
-        for step in checkpoints:
-            axis.axvline(step, color="#999999", linewidth=0.8, linestyle=":")
-        axis.set(xlabel="step", ylabel="training loss", title=f"{self.run.id} (dotted: checkpoints)")
-        axis.set_yscale("log" if min(losses) > 0 else "linear")
-        axis.grid(alpha=0.3)
-        figure.tight_layout()
-        target = self.run.dir / layout.TRAIN_LOSS_PNG
-        figure.savefig(target.with_suffix(".tmp.png"))
-        plt.close(figure)
-        target.with_suffix(".tmp.png").replace(target)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _disk_mb(path: Path) -> float:
@@ -287,33 +142,6 @@ class SavedCheckpoints:
         )
 
 
-def _training_data(cfg: DictConfig, ctx: StageContext, device: str) -> tuple[list, list[int], Any]:
-    """A new training's record runs, the episodes it learns from, and LeRobot's policy config: all checked."""
-    from runner.lerobot_adapter import training
-
-    dataset_runs = [ctx.find_run("dataset_run", ref, "record") for ref in _dataset_refs(cfg)]
-    infos = [_read_info(r) for r in dataset_runs]
-    _check_policy_inputs(cfg, infos, [r.id for r in dataset_runs])
-    rows = [row for r in dataset_runs for row in _episode_rows(r)]
-    if len(dataset_runs) > 1:  # merged indices follow the runs in order
-        offset, renumbered = 0, []
-        for run_info, info in zip(dataset_runs, infos, strict=True):
-            for row in _episode_rows(run_info):
-                renumbered.append({**row, "dataset_episode": str(int(row["dataset_episode"]) + offset)})
-            offset += info["total_episodes"]
-        rows = renumbered
-    episodes = select_episodes(rows, sum(i["total_episodes"] for i in infos), cfg.train)
-    try:
-        policy = training.policy_config(OmegaConf.to_container(cfg.policy, resolve=True), device)
-    except Exception as error:  # LeRobot's own checks of its policy config (draccus, __post_init__)
-        cause = error.__cause__ or error
-        raise ConfigError(
-            "policy", f"is refused by LeRobot's {cfg.policy.type} config: {cause}",
-            "fix the policy.* value it names (`runner train --cfg job` shows them)",
-        ) from None  # fmt: skip
-    return dataset_runs, episodes, policy
-
-
 def train(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.lerobot_adapter import checkpoints, datasets, hooked_training, training
 
@@ -323,10 +151,13 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     schedule_steps = save_schedule(cfg.train)
     device = training.resolve_device(cfg.train.device.value, "train.device")
     check_processes(cfg.train, device)
+    if cfg.train.push_to_hub:
+        hub_push.check_before_run(cfg.train.hub_repo_id, "model", "train.push_to_hub", "train.hub_repo_id")
     if previous is None:
-        dataset_runs, episodes, policy = _training_data(cfg, ctx, device)
-        ids = [r.id for r in dataset_runs]
-        run = ctx.start_run(parents=ids)
+        data = training_data(cfg, ctx, device)
+        run = ctx.start_run(parents=data.run_ids)
+        if data.inputs:
+            run.update(inputs=data.inputs)
     else:
         run = ctx.resume_run(previous, cfg)
 
@@ -350,25 +181,17 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                       "mixed_precision": processes.mixed_precision})  # fmt: skip
     try:
         if previous is None:
-            root = dataset_runs[0].path / layout.DATASET_DIR
-            repo_id = cfg.dataset.repo_id
-            if len(dataset_runs) > 1:
+            root, repo_id = data.sources[0].root, cfg.dataset.repo_id
+            if len(data.sources) > 1:
                 root, repo_id = datasets.merge(
-                    [(r.path / layout.DATASET_DIR) for r in dataset_runs],
-                    run.dir / layout.DATASET_DIR,
-                    f"{cfg.dataset.repo_id}_merged",
+                    [s.root for s in data.sources], run.dir / layout.DATASET_DIR, f"{cfg.dataset.repo_id}_merged"
                 )
                 run.add_artifact(layout.DATASET_DIR)
-            saved.lineage = {
-                "dataset_runs": ids,
-                "dataset_roots": [str(r.path / layout.DATASET_DIR) for r in dataset_runs],
-                "episodes": episodes,
-                "policy": cfg.policy.type,
-            }
+            saved.lineage = {**data.lineage(), "policy": cfg.policy.type}
             run.update(lineage=saved.lineage)
             run.add_artifact(layout.TRAIN_DIR)
             config = training.pipeline_config(
-                dataset_root=root, repo_id=repo_id, episodes=episodes, policy=policy, output_dir=output_dir,
+                dataset_root=root, repo_id=repo_id, episodes=data.episodes, policy=data.policy, output_dir=output_dir,
                 schedule=training.Schedule(
                     steps=cfg.train.steps, save_steps=schedule_steps, batch_size=cfg.train.batch_size,
                     lr=cfg.train.lr, seed=cfg.train.seed, num_workers=cfg.train.num_workers,
@@ -397,3 +220,5 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     log.info(
         "trained to step %d; checkpoints kept: %s; final loss %s", cfg.train.steps, sorted(kept), final.get("loss")
     )
+    if cfg.train.push_to_hub:
+        hub_push.push_at_end(run, "model", cfg.train.hub_repo_id, cfg.train.private, "train.hub_repo_id")

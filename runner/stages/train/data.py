@@ -1,0 +1,195 @@
+"""What a new training learns from, checked before its run starts: the record runs and Hub datasets
+``dataset_run`` names (merged in order), the episodes ``train.*`` selects from them, and LeRobot's policy config
+(fine-tuned from ``policy.pretrained_path``: a policy folder or a Hub model)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from runner.core import layout
+from runner.core.context import StageContext
+from runner.core.errors import ConfigError
+from runner.hub import refs
+
+IMAGE_POLICIES = ("act", "diffusion", "smolvla")
+GIVE_DATASET = "give a record run (dataset_run=latest or an id) or a Hub dataset (dataset_run=hf:OWNER/NAME)"
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """One dataset a training reads: a record run's, or a Hub dataset pulled into the local cache."""
+
+    name: str  # the record run id, or hf:OWNER/NAME@COMMIT
+    root: Path
+    run_id: str | None = None
+    pulled: refs.Pulled | None = None
+
+    def info(self) -> dict:
+        path = self.root / layout.DATASET_INFO
+        if not path.exists():
+            what = (
+                f"record run {self.name}, which has no dataset"
+                if self.run_id
+                else (f"{self.name}, which is not a LeRobot dataset (no meta/info.json)")
+            )
+            raise ConfigError("dataset_run", f"names {what}", "record one first" if self.run_id else GIVE_DATASET)
+        return json.loads(path.read_text())
+
+    def episode_rows(self) -> list[dict]:
+        """runner's per-episode table (scenario, success), which a dataset recorded elsewhere does not have."""
+        table = self.root / layout.DATASET_EPISODES_CSV
+        if not table.exists():
+            return []
+        with open(table) as f:
+            return [r for r in csv.DictReader(f) if r["kept"] == "True"]
+
+
+@dataclass
+class TrainingData:
+    sources: list[DatasetSource]
+    episodes: list[int] | None  # None: all of them
+    policy: Any  # LeRobot's policy config
+    inputs: list[dict] = field(default_factory=list)  # the Hub artefacts pulled, pinned (run.json's inputs)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [s.run_id for s in self.sources if s.run_id]
+
+    def lineage(self) -> dict[str, Any]:
+        return {
+            "dataset_runs": self.run_ids,
+            "hub_datasets": [s.pulled.record() for s in self.sources if s.pulled],
+            "dataset_roots": [str(s.root) for s in self.sources],
+            "episodes": self.episodes,
+        }
+
+
+def _dataset_refs(cfg: DictConfig) -> list[str]:
+    given = cfg.dataset_run
+    if isinstance(given, ListConfig | list):
+        if not given:
+            raise ConfigError("dataset_run", "is an empty list", GIVE_DATASET)
+        return [str(r) for r in given]
+    if given is None:
+        raise ConfigError("dataset_run", "is not set", GIVE_DATASET)
+    return [str(given)]
+
+
+def dataset_sources(cfg: DictConfig, ctx: StageContext) -> list[DatasetSource]:
+    sources = []
+    for ref in _dataset_refs(cfg):
+        if refs.is_hub_ref(ref):
+            pulled = refs.pull(ref, "dataset", "dataset_run")
+            sources.append(DatasetSource(pulled.record()["pinned"], pulled.folder, pulled=pulled))
+        else:
+            run = ctx.find_run("dataset_run", ref, "record")
+            sources.append(DatasetSource(run.id, run.path / layout.DATASET_DIR, run_id=run.id))
+    return sources
+
+
+def select_episodes(rows: list[dict], total: int, train: DictConfig) -> list[int] | None:
+    """Dataset episode indices for train.scenarios / only_successful / episodes; None means all of them."""
+    if not (train.scenarios or train.only_successful or train.episodes is not None):
+        return None
+    chosen = list(range(total))
+    if train.episodes is not None:
+        bad = [e for e in train.episodes if not 0 <= e < total]
+        if bad:
+            raise ConfigError("train.episodes", f"has indices outside 0..{total - 1}: {bad}", "pick recorded episodes")
+        chosen = [e for e in chosen if e in set(train.episodes)]
+    by_index = {int(r["dataset_episode"]): r for r in rows}
+    if train.scenarios:
+        known = sorted({r["scenario"] for r in rows})
+        unknown = sorted(set(train.scenarios) - set(known))
+        if unknown:
+            raise ConfigError("train.scenarios", f"names unknown scenarios {unknown}", f"recorded ones: {known}")
+        chosen = [e for e in chosen if by_index.get(e, {}).get("scenario") in set(train.scenarios)]
+    if train.only_successful:
+        chosen = [e for e in chosen if by_index.get(e, {}).get("success") == "True"]
+    if not chosen:
+        raise ConfigError("train.episodes", "selects no episode", "loosen train.scenarios / only_successful / episodes")
+    return chosen
+
+
+def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> None:
+    features = infos[0]["features"]
+    for info, run_id in zip(infos[1:], ids[1:], strict=True):
+        if info["features"].keys() != features.keys() or info["fps"] != infos[0]["fps"]:
+            raise ConfigError(
+                "dataset_run", f"mixes datasets with different features or fps ({ids[0]} vs {run_id})", "train on one"
+            )
+    images = [k for k, f in features.items() if f["dtype"] in ("video", "image")]
+    if cfg.policy.type in IMAGE_POLICIES and not images:
+        raise ConfigError(
+            "dataset_run",
+            f"has no camera images, and policy={cfg.policy.type} needs at least one",
+            "record with cameras, or pick a dataset that has them",
+        )
+    if cfg.policy.type == "smolvla":
+        folder = Path(cfg.policy.vlm_path)
+        if not (folder / "config.json").exists():
+            raise ConfigError(
+                "policy.vlm_path",
+                f"is {folder}, which is not a model folder (no config.json)",
+                "download the VLM once on a connected machine (e.g. `huggingface-cli download "
+                "HuggingFaceTB/SmolVLM2-500M-Video-Instruct --local-dir <folder>`) and point policy.vlm_path at it",
+            )
+
+
+def _pretrained(cfg: DictConfig) -> tuple[dict[str, Any], list[dict]]:
+    """The policy section with ``pretrained_path`` a local folder (a Hub model pulled first), and what was pulled."""
+    from runner.lerobot_adapter.checkpoints import PRETRAINED
+    from runner.lerobot_adapter.evaluation import is_policy_folder
+
+    policy = OmegaConf.to_container(cfg.policy, resolve=True)
+    given = policy.get("pretrained_path")
+    if not given:
+        return policy, []
+    inputs = []
+    if refs.is_hub_ref(given):
+        pulled = refs.pull(given, "model", "policy.pretrained_path")
+        folder, inputs = pulled.folder, [pulled.record()]
+    else:
+        folder = Path(given).expanduser()
+    if not is_policy_folder(folder) and is_policy_folder(folder / PRETRAINED):
+        folder = folder / PRETRAINED
+    if not is_policy_folder(folder):
+        raise ConfigError(
+            "policy.pretrained_path",
+            f"is {given}, which is not a LeRobot policy (no config.json and model.safetensors)",
+            "give a checkpoint's pretrained_model folder, a train run's "
+            "checkpoint, or a Hub model (hf:OWNER/NAME@REVISION)",
+        )
+    return {**policy, "pretrained_path": str(folder.resolve())}, inputs
+
+
+def training_data(cfg: DictConfig, ctx: StageContext, device: str) -> TrainingData:
+    """A new training's datasets, the episodes it learns from, and LeRobot's policy config: all checked."""
+    from runner.lerobot_adapter import training
+
+    sources = dataset_sources(cfg, ctx)
+    infos = [s.info() for s in sources]
+    _check_policy_inputs(cfg, infos, [s.name for s in sources])
+    rows, offset = [], 0  # merged datasets number their episodes on, in the order given
+    for source, info in zip(sources, infos, strict=True):
+        rows += [{**row, "dataset_episode": str(int(row["dataset_episode"]) + offset)} for row in source.episode_rows()]
+        offset += info["total_episodes"]
+    episodes = select_episodes(rows, offset, cfg.train)
+    policy_fields, inputs = _pretrained(cfg)
+    try:
+        policy = training.policy_config(policy_fields, device)
+    except Exception as error:  # LeRobot's own checks of its policy config (draccus, __post_init__)
+        cause = error.__cause__ or error
+        raise ConfigError(
+            "policy",
+            f"is refused by LeRobot's {cfg.policy.type} config: {cause}",
+            "fix the policy.* value it names (`runner train --cfg job` shows them)",
+        ) from None
+    pulled = [s.pulled.record() for s in sources if s.pulled]
+    return TrainingData(sources, episodes, policy, [*pulled, *inputs])
