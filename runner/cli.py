@@ -79,6 +79,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runner.commands.viz",
         "LeRobot's dataset visualiser (Rerun) on a record run's dataset or an eval run's rollouts",
     ),
+    "check-scene": (
+        "runner.commands.check_scene",
+        "what each camera sees now beside what it saw in a recording: moved, turned, or a changed scene",
+    ),
     "push": (
         "runner.commands.push",
         "push a record run's dataset or a train run's checkpoints to the Hugging Face Hub (or finish a failed push)",

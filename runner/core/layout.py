@@ -38,5 +38,8 @@ EVAL_EPISODES_CSV = f"{EVAL_DIR}/{EPISODES_CSV}"
 VIDEOS_DIR = "videos"  # in eval/: the first eval.videos episodes
 EVAL_ROLLOUTS_DIR = f"{EVAL_DIR}/rollouts"
 
+# a scene check (eval/, or a check-scene run): the recording's view | now | what changed, per camera
+SCENE_OVERLAY = "scene_{role}.png"
+
 # compare (and a pipeline's last step)
 COMPARISON_FILES = ("comparison.csv", "comparison.md", "comparison.png")

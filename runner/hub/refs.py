@@ -163,3 +163,25 @@ def pull(value: str, repo_type: str, key: str) -> Pulled:
 
 def _token_source() -> str:
     return "HF_TOKEN" if os.environ.get("HF_TOKEN") else "the saved `hf auth login`"
+
+
+def policy_folder(value: str, key: str) -> tuple[Path, dict[str, Any] | None]:
+    """A LeRobot policy given as a folder (a checkpoint, its pretrained_model, a downloaded policy) or a Hub model
+    (pulled first): the policy folder, and for the Hub what run.json records of it."""
+    from runner.lerobot_adapter.checkpoints import PRETRAINED, is_policy_folder
+
+    hub = None
+    if is_hub_ref(value):
+        pulled = pull(value, "model", key)
+        folder, hub = pulled.folder, pulled.record()
+    else:
+        folder = Path(value).expanduser()
+    if not is_policy_folder(folder) and is_policy_folder(folder / PRETRAINED):
+        folder = folder / PRETRAINED
+    if not is_policy_folder(folder):
+        raise ConfigError(
+            key,
+            f"is {value}, which is not a LeRobot policy (no config.json and model.safetensors)",
+            "give a checkpoint's pretrained_model folder, a policy folder, or a Hub model (hf:OWNER/NAME@REVISION)",
+        )
+    return folder.resolve(), hub

@@ -5,14 +5,23 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+
+from runner.core import layout
 
 CHECKPOINTS = "checkpoints"
 PRETRAINED = "pretrained_model"
 # runner writes it into a checkpoint once LeRobot has saved all of it (weights, then training state): a
 # checkpoint folder without it is a save that never finished.
 LINEAGE = "runner_lineage.json"
+PRETRAINED_CONFIG = "config.json"
+
+
+def is_policy_folder(path: Path) -> bool:
+    """A LeRobot pretrained policy: a checkpoint's pretrained_model, or a policy repo's files."""
+    return (path / PRETRAINED_CONFIG).is_file() and (path / "model.safetensors").is_file()
 
 
 def checkpoints(output_dir: Path) -> dict[int, Path]:
@@ -49,3 +58,14 @@ def drop_incomplete(output_dir: Path) -> list[int]:
         if complete:
             link.symlink_to(complete[max(complete)].name)
     return dropped
+
+
+def training_dataset(folder: Path) -> Path | None:
+    """The dataset a policy folder was trained on (the first, if several were merged), when it is on this machine."""
+    lineage = folder / LINEAGE
+    if not lineage.exists():
+        return None
+    roots = json.loads(lineage.read_text()).get("dataset_roots") or []
+    if roots and (Path(roots[0]) / layout.DATASET_INFO).exists():
+        return Path(roots[0])
+    return None

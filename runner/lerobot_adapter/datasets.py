@@ -56,3 +56,20 @@ def read_dataset(root: Path, repo_id: str) -> DatasetTables:
         joints=[name.removesuffix(".pos") for name in dataset.features["observation.state"]["names"]],
         cameras=[key.removeprefix("observation.images.") for key in dataset.meta.camera_keys],
     )
+
+
+def episode_first_frames(root: Path, repo_id: str, episodes: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """The first frame of each of ``episodes``, every camera decoded: episode -> role -> uint8 (h, w, 3)."""
+    dataset = load_dataset(root, repo_id)
+    index = np.asarray(dataset.hf_dataset.with_format("numpy")["episode_index"])
+    frames = {}
+    for episode in episodes:
+        first = int(np.argmax(index == episode))
+        item = dataset[first]
+        frames[episode] = {
+            key.removeprefix("observation.images."): (item[key].numpy().transpose(1, 2, 0) * 255)
+            .round()
+            .astype(np.uint8)
+            for key in dataset.meta.camera_keys
+        }
+    return frames

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.core.errors import ConfigError
 from runner.hardware.cameras import EMULATED_PREFIX
 from runner.lerobot_adapter import emulated_camera, sim_devices  # noqa: F401  (register runner's device types)
-from runner.schema.devices import SIM_OPERATOR, SIM_ROBOT, is_simulated
+from runner.schema.devices import SIM_OPERATOR, SIM_ROBOT, camera_moves, is_simulated
 
 log = logging.getLogger("runner.hardware")
 
@@ -71,6 +71,7 @@ def robot_config(cfg: DictConfig) -> RobotConfig:
             "camera_sizes": sizes,
             "max_relative_target": robot.max_relative_target,
             "render": robot.render.value,
+            "camera_moves": camera_moves(robot),
         }
     else:
         cameras = {role: _camera_fields(cfg, role) for role in cfg.cameras}

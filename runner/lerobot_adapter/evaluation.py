@@ -32,16 +32,12 @@ from lerobot.processor import PolicyProcessorPipeline
 from lerobot.scripts import lerobot_eval
 from lerobot.utils.io_utils import write_video
 
+from runner.lerobot_adapter.checkpoints import PRETRAINED_CONFIG
 from runner.lerobot_adapter.datasets import merge
 
 log = logging.getLogger("runner.eval")
 
-PRETRAINED_CONFIG = "config.json"
 ROLLOUT_PARTS = "parts"
-
-
-def is_policy_folder(path: Path) -> bool:
-    return (path / PRETRAINED_CONFIG).is_file() and (path / "model.safetensors").is_file()
 
 
 def policy_type_and_inputs(folder: Path) -> tuple[str, dict[str, list[int]]]:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from lerobot.cameras import CameraConfig, make_cameras_from_configs
 from lerobot.robots import RobotConfig, make_robot_from_config
 from lerobot.teleoperators import TeleoperatorConfig, make_teleoperator_from_config
@@ -114,3 +115,16 @@ def calibrate(config: RobotConfig | TeleoperatorConfig) -> Path:
     finally:
         device.bus.disconnect(disable_torque=True)
     return Path(device.calibration_fpath)
+
+
+def capture_frame(config: CameraConfig, settle_frames: int = 10) -> np.ndarray:
+    """One RGB frame from a camera opened through LeRobot, after ``settle_frames`` (auto exposure settles)."""
+    camera = make_cameras_from_configs({"scene": config})["scene"]
+    camera.connect()
+    try:
+        frame = camera.async_read(timeout_ms=2000)
+        for _ in range(settle_frames):
+            frame = camera.async_read(timeout_ms=2000)
+        return np.asarray(frame)
+    finally:
+        camera.disconnect()

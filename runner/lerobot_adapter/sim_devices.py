@@ -36,6 +36,8 @@ class SimSO101Config(RobotConfig):
     max_relative_target: float | None = None
     # fast or full: how the world is drawn (runner.sim.world).
     render: str = "fast"
+    # Static cameras moved off their place: role -> [dx, dy, dz(, turn_deg)] (runner.sim.world).
+    camera_moves: dict[str, list[float]] = field(default_factory=dict)
 
 
 class SimSO101(Robot):
@@ -62,7 +64,8 @@ class SimSO101(Robot):
 
     def connect(self, calibrate: bool = True) -> None:
         sizes = {role: (int(w), int(h)) for role, (w, h) in self.config.camera_sizes.items()}
-        self.world = PickPlaceWorld(sizes, control_dt=1.0 / self.config.fps, render=self.config.render)
+        self.world = PickPlaceWorld(sizes, control_dt=1.0 / self.config.fps, render=self.config.render,
+                                    camera_moves=self.config.camera_moves)  # fmt: skip
         self.world.reset(0, Variation())
         for role in sizes:  # the first frame of a camera sets up its GL context: not inside an episode's loop
             self.world.render(role)

@@ -20,12 +20,13 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from runner.schema.devices import (
     CameraConfig,
     NoTeleopConfig,
+    SceneConfig,
     ScriptedTeleopConfig,
     SimRobotConfig,
     SOFollowerConfig,
     SOLeaderConfig,
 )
-from runner.schema.fields import bounded
+from runner.schema.fields import SceneCheckMode, bounded
 from runner.schema.host import HostConfig
 from runner.schema.learning import (
     ACTPolicyConfig,
@@ -76,6 +77,10 @@ class RunnerConfig:
     display: bool = False
     sweep: SweepConfig = field(default_factory=SweepConfig)
     pipeline: PipelineConfig = MISSING
+    # Before an evaluation (in simulation; on a real arm see the README): each camera's view against the
+    # training recording's. refuse: a moved camera or a changed scene stops the session before it starts.
+    scene_check: SceneCheckMode = SceneCheckMode.refuse
+    scene: SceneConfig = field(default_factory=SceneConfig)
 
 
 # Groups whose options have different fields pick their schema per option; the other groups are typed by

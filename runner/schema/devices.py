@@ -1,7 +1,7 @@
 """Schemas of the robot, teleop and cameras groups: the fields of LeRobot's own device configs, plus roles
 and the simulated devices' options."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING
@@ -29,6 +29,30 @@ def is_real_arm(device: Any) -> bool:
 
 
 @dataclass
+class SimCameraMoves:
+    """A static camera moved off the place it was recorded from, to reproduce "the side camera was on a laptop we
+    moved at lunch": [dx, dy, dz] metres, optionally a 4th value, a turn about the vertical in degrees."""
+
+    side: list[float] = field(default_factory=list)
+    top: list[float] = field(default_factory=list)
+
+
+def camera_moves(robot: Any) -> dict[str, list[float]]:
+    """The sim robot's moved cameras (role -> [dx, dy, dz(, turn_deg)]), checked; none for a real robot."""
+    from runner.core.errors import ConfigError
+
+    moves = {}
+    for role, move in (robot.get("camera_moves") or {}).items():
+        if not move:
+            continue
+        if len(move) not in (3, 4):
+            raise ConfigError(f"robot.camera_moves.{role}", f"is {list(move)}",
+                              "give [dx, dy, dz] in metres, or [dx, dy, dz, turn_deg]")  # fmt: skip
+        moves[str(role)] = [float(v) for v in move]
+    return moves
+
+
+@dataclass
 class SimRobotConfig:
     """The simulated SO-101 arm (MuJoCo); same joints and feature names as LeRobot's so101_follower."""
 
@@ -36,6 +60,7 @@ class SimRobotConfig:
     id: str = SIM_ROBOT
     max_relative_target: float | None = bounded(None, gt=0)
     render: RenderQuality = RenderQuality.fast
+    camera_moves: SimCameraMoves = field(default_factory=lambda: SimCameraMoves())
 
 
 @dataclass
@@ -110,3 +135,17 @@ class CameraConfig:
     fourcc: str | None = None
     color_mode: ColorMode = ColorMode.rgb
     rotation: int = 0
+
+
+@dataclass
+class SceneConfig:
+    """How far each camera's view may be from the recording's before the scene counts as changed (see
+    ``runner.scene``): measured with the arm at its start pose, against the recording's first episode."""
+
+    # How far the view may have moved at its centre, as a share of the image width (0.01: 1.3 px at 128 px,
+    # 6.4 px at 640; a side camera pushed 1 cm moves the sim's 128x96 view about 2 px).
+    max_shift: float = bounded(0.01, ge=0)
+    max_rotation_deg: float = bounded(1.0, ge=0)
+    # The share of the view's pixels whose colour may have changed beyond that motion. In the sim's 128x96 side
+    # view a target slid 2 cm changes 0.33 %, 3 cm 0.5 %; the recording's own video against a fresh frame 0.03 %.
+    max_changed: float = bounded(0.0025, ge=0, le=1)

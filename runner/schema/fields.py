@@ -30,6 +30,14 @@ class CheckMode(StrEnum):
     error = "error"
 
 
+class SceneCheckMode(StrEnum):
+    """What a scene that changed since the recording does to a session: refuse to start it, warn, or nothing."""
+
+    refuse = "refuse"
+    warn = "warn"
+    off = "off"
+
+
 class Launcher(StrEnum):
     """Hydra launchers a pipeline's eval sweep may use (the names of conf/hydra/launcher options)."""
 

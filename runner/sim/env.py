@@ -26,11 +26,12 @@ class PickPlaceEnv(gym.Env):
         max_steps: int,
         episodes: dict[int, tuple[str, Variation]],
         render: str = "fast",
+        camera_moves: dict[str, list[float]] | None = None,
     ) -> None:
         """``cameras``: role -> (width, height); ``episodes``: seed -> (instruction, scene variation);
-        ``render``: how the world is drawn (fast or full, see ``runner.sim.world``)."""
+        ``render``, ``camera_moves``: how the world is drawn and where its cameras stand (``runner.sim.world``)."""
         super().__init__()
-        self.world = PickPlaceWorld(cameras, control_dt=1.0 / fps, render=render)
+        self.world = PickPlaceWorld(cameras, control_dt=1.0 / fps, render=render, camera_moves=camera_moves)
         self.metadata = {"render_modes": ["rgb_array"], "render_fps": fps}
         self.render_mode = "rgb_array"
         self.episodes = episodes

@@ -11,6 +11,7 @@ so that a policy trained here has the real robot's feature names, shapes and uni
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,11 +173,17 @@ def _build_env(control_dt: float, render: str) -> SO101PickPlaceGymEnv:
 class PickPlaceWorld:
     """One simulated arm, its workspace and its cameras, stepped in joint space every ``control_dt``."""
 
-    def __init__(self, cameras: dict[str, tuple[int, int]], control_dt: float, render: str = "fast") -> None:
-        """``cameras`` maps a role (wrist, side, top) to its (width, height); ``render`` is fast or full."""
+    def __init__(self, cameras: dict[str, tuple[int, int]], control_dt: float, render: str = "fast",
+                 camera_moves: dict[str, Sequence[float]] | None = None) -> None:  # fmt: skip
+        """``cameras`` maps a role (wrist, side, top) to its (width, height); ``render`` is fast or full;
+        ``camera_moves`` moves a static camera off its place for good: role -> [dx, dy, dz] metres, and
+        optionally a turn about the vertical in degrees (a camera pushed or turned between two sessions)."""
         unknown = set(cameras) - {"wrist", *STATIC_CAMERAS}
         if unknown:
             raise ValueError(f"the sim has no camera role {sorted(unknown)}; its roles are wrist, side, top")
+        unmovable = {role for role, move in (camera_moves or {}).items() if move} - set(STATIC_CAMERAS)
+        if unmovable:
+            raise ValueError(f"camera_moves names {sorted(unmovable)}; only the static cameras move: side, top")
         if render not in RENDER_QUALITIES:
             raise ValueError(f"render is {render!r}; it is one of {', '.join(RENDER_QUALITIES)}")
         self.render_quality = render
@@ -194,10 +201,24 @@ class PickPlaceWorld:
         self._ctrl_range = self.model.actuator_ctrlrange[self._ctrl_ids].copy()
         self._target_mocap = self.model.body("target").mocapid[0]
         self._light_diffuse = self.model.light_diffuse.copy()
+        for role, move in (camera_moves or {}).items():
+            if move:
+                self._move_camera(role, move)
         self._camera_pos = {r: self.model.cam_pos[self.model.camera(r).id].copy() for r in STATIC_CAMERAS}
         self._distractor_qpos = [self.model.joint(f"distractor{i}").qposadr[0] for i in range(MAX_DISTRACTORS)]
         self._ik_target: np.ndarray | None = None
         self.variation = Variation()
+
+    def _move_camera(self, role: str, move: Sequence[float]) -> None:
+        if len(move) not in (3, 4):
+            raise ValueError(f"camera_moves.{role} is {list(move)}; give [dx, dy, dz] or [dx, dy, dz, turn_deg]")
+        position, looks_at = STATIC_CAMERAS[role]
+        moved = position + np.asarray(move[:3], dtype=float)
+        turn = np.radians(move[3] if len(move) == 4 else 0.0)
+        yaw = np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
+        camera = self.model.camera(role).id
+        self.model.cam_pos[camera] = moved
+        self.model.cam_quat[camera] = _look_at(moved, moved + yaw @ (looks_at - position))
 
     # --- episodes ------------------------------------------------------------------------------------
 

@@ -85,7 +85,8 @@ def test_train_on_the_hub_and_local_then_evaluate_pushed_checkpoints_by_revision
     hub_commit = record["pushes"][0]["commit"]
     trained = run_runner(
         "train", "experiment=sim_demo", f"dataset_run=[hf:{DATASET}@v3.0,{record['id']}]", "train.steps=4",
-        "train.save_freq=2", "train.batch_size=2", "train.num_workers=0", *TINY_ACT, env=pushed.env, timeout=600,
+        "train.save_freq=2", "train.batch_size=2", "train.num_workers=0", *TINY_ACT, "train.push_to_hub=true",
+        f"train.hub_repo_id={POLICY}", env=pushed.env, timeout=600,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
     [train_dir] = _runs(pushed.root, "train")
@@ -95,14 +96,13 @@ def test_train_on_the_hub_and_local_then_evaluate_pushed_checkpoints_by_revision
     assert hub_input["repo_id"] == DATASET and hub_input["revision"] == "v3.0" and hub_input["commit"] == hub_commit
     assert train["lineage"]["dataset_runs"] == [record["id"]]
     assert [d["commit"] for d in train["lineage"]["hub_datasets"]] == [hub_commit]
-
-    first = run_runner("push", train["id"], "--checkpoint", "all", "--repo-id", POLICY, env=pushed.env, timeout=300)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "step-000002" in first.stdout and "step-000004" in first.stdout
-    tags = _run_json(train_dir)["pushes"][-1]["checkpoints"]
-    assert sorted(tags) == ["2", "4"] and tags["2"]["commit"] != tags["4"]["commit"]
+    [pushed_at_end] = train["pushes"]  # train.push_to_hub: every checkpoint, when training ended
+    tags = pushed_at_end["checkpoints"]
+    assert pushed_at_end["status"] == "succeeded" and sorted(tags) == ["2", "4"]
+    assert tags["2"]["commit"] != tags["4"]["commit"]
     again = run_runner("push", train["id"], "--checkpoint", "all", "--repo-id", POLICY, env=pushed.env, timeout=300)
-    assert again.returncode == 0 and again.stdout.count("already there") == 2, again.stdout + again.stderr[-2000:]
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already there") == 2 and "step-000004" in again.stdout, again.stdout
 
     for step, online in (("2", True), ("4", True), ("2", False)):
         env = pushed.env if online else {**pushed.env, "HF_HUB_OFFLINE": "1"}  # offline: from the local cache
@@ -119,6 +119,17 @@ def test_train_on_the_hub_and_local_then_evaluate_pushed_checkpoints_by_revision
     [card] = [p.read_text() for p in (pushed.base / "hf_home").rglob("README.md") if "models--" in str(p)][:1]
     assert f"hf:{POLICY}@step-" in card and train["id"] in card and record["id"] in card and hub_commit in card
 
+    # Fine-tuning from a Hub model (SmolVLA's base model is the common case): the pulled checkpoint is an input.
+    tuned = run_runner(
+        "train", "experiment=sim_demo", f"dataset_run={record['id']}", "train.steps=2", "train.save_freq=2",
+        f"policy.pretrained_path=hf:{POLICY}@step-000004", "train.batch_size=2", "train.num_workers=0", *TINY_ACT,
+        env=pushed.env, timeout=600,
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    newest = sorted(_runs(pushed.root, "train"))[-1]
+    [model] = _run_json(newest)["inputs"]
+    assert model["hub"] == "model" and model["commit"] == tags["4"]["commit"]
+
 
 def test_no_secret_reaches_the_hub_the_cache_or_the_outputs(pushed):
     """Every byte runner pushed (the test Hub's blobs), cached and wrote: free of the suite's tokens."""
@@ -131,26 +142,29 @@ def test_no_secret_reaches_the_hub_the_cache_or_the_outputs(pushed):
             assert secret.encode() not in data, f"{secret[:6]}... leaked into {path}"
 
 
-def test_a_push_killed_mid_upload_leaves_the_run_intact_and_runner_push_finishes_it(tmp_path):
+def test_a_push_killed_mid_upload_leaves_the_run_intact_and_runner_push_finishes_it(pushed, tmp_path):
+    """The link drops while the first commit is sent (the Hub's process dies): the record run is as it was, its
+    run.json lists the failed push, and once the Hub is back `runner push` completes it."""
     store = tmp_path / "store"
-    dying = start_fake_hub(store, "--die-on-commit", "1")  # the link drops while the first commit is sent
-    env = {"RUNNER_OUTPUTS": str(tmp_path / "outputs"), **dying.env(tmp_path / "hf_home")}
-    result = run_runner(*RECORD, "dataset.push_to_hub=true", f"dataset.hub_repo_id={DATASET}", env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]  # the recording is whole: only its push failed
+    dying = start_fake_hub(store, "--die-on-commit", "1")
+    env = {**pushed.env, **dying.env(tmp_path / "hf_home")}
+    record = _run_json(pushed.record)
+    frames = record["episodes"]
+    failed = run_runner("push", record["id"], env=env, timeout=300)
+    assert failed.returncode == 1, failed.stdout + failed.stderr[-3000:]
     assert dying.process.wait(timeout=30) == 17
-    [record_dir] = _runs(tmp_path / "outputs", "record")
-    record = _run_json(record_dir)
-    assert record["status"] == "succeeded" and record["episodes"]["kept"] == 2
-    [failed] = record["pushes"]
-    assert failed["status"] == "failed" and failed["error"]
-    assert f"runner push {record['id']}" in result.stderr
+    assert f"runner push {record['id']}" in failed.stderr and "intact" in failed.stderr
+    after = _run_json(pushed.record)
+    assert after["status"] == "succeeded" and after["episodes"] == frames
+    assert after["pushes"][-1]["status"] == "failed" and after["pushes"][-1]["error"]
+    assert _runs(pushed.root, "push") and any(_run_json(d)["status"] == "failed" for d in _runs(pushed.root, "push"))
 
     restarted = start_fake_hub(store)
     try:
         env.update(restarted.env(tmp_path / "hf_home"))
         finished = run_runner("push", record["id"], env=env, timeout=300)
         assert finished.returncode == 0, finished.stderr[-3000:]
-        assert [p["status"] for p in _run_json(record_dir)["pushes"]] == ["failed", "succeeded"]
+        assert [p["status"] for p in _run_json(pushed.record)["pushes"][-2:]] == ["failed", "succeeded"]
         loaded = _load_from_hub(env, DATASET, tmp_path / "someone_elses_cache")
         assert loaded["episodes"] == 2 and len(loaded["videos"]) >= 2
     finally:

@@ -15,8 +15,10 @@ from runner.core.jobs import parallel_jobs
 from runner.core.provenance import package_versions
 from runner.episodes.scenarios import max_frames
 from runner.episodes.table import EpisodesTable
+from runner.schema.devices import camera_moves
 from runner.stages.eval.policies import plan_evaluation
 from runner.stages.eval.results import EPISODE_COLUMNS, begin, record_episode, summarize
+from runner.stages.eval.scene import check_before_eval
 
 log = logging.getLogger("runner.eval")
 
@@ -31,9 +33,12 @@ def evaluate_in_sim(cfg: DictConfig, ctx: StageContext) -> dict:
     from runner.sim.env import PickPlaceEnv
     from runner.sim.world import Variation
 
+    moves = camera_moves(cfg.robot)
+    scene = check_before_eval(cfg, source)
     run = ctx.start_run(parents=[source.policy_run] if source.policy_run else [])
     out = begin(run, source, warnings)
     run.update(sim_world={"render": cfg.robot.render.value})
+    scene.save(run)
     threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
     evaluation.set_threads(threads)
     loaded = evaluation.load_policy(source.folder, device)
@@ -59,7 +64,14 @@ def evaluate_in_sim(cfg: DictConfig, ctx: StageContext) -> dict:
     started = time.perf_counter()
     outcomes = evaluation.rollout(
         loaded,
-        lambda: PickPlaceEnv(sizes, fps, max_steps, episodes, render=cfg.robot.render.value),
+        lambda: PickPlaceEnv(
+            sizes,
+            fps,
+            max_steps,
+            episodes,
+            render=cfg.robot.render.value,
+            camera_moves=moves,
+        ),
         job.seeds,
         cfg.eval.batch_size,
         cfg.eval.videos,
@@ -69,7 +81,7 @@ def evaluate_in_sim(cfg: DictConfig, ctx: StageContext) -> dict:
     wall = time.perf_counter() - started
     metrics = summarize(run, source, outcomes, plan, {
         "fps": fps, "max_steps": max_steps, "device": device, "wall_s": round(wall, 2),
-        "episodes_per_s": round(len(outcomes) / wall, 4),
+        "episodes_per_s": round(len(outcomes) / wall, 4), "scene_check": scene.record(),
         # What decides the per-episode outcomes, so that a rerun can match them (README: Determinism).
         "reproduce": {
             "torch_threads": threads, "device": device, "render": cfg.robot.render.value,

@@ -23,6 +23,7 @@ from runner.episodes.scenarios import max_frames
 from runner.episodes.table import EpisodesTable
 from runner.stages.eval.policies import EvaluationPlan, PolicySource, plan_evaluation
 from runner.stages.eval.results import ROBOT_COLUMNS, begin, record_episode, summarize
+from runner.stages.eval.scene import check_before_eval
 
 log = logging.getLogger("runner.eval")
 
@@ -84,6 +85,7 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     job = plan_evaluation(cfg, ctx)
     robot_config = devices.robot_config(cfg)  # a port or camera missing from the host profile fails here
     calibration = require_ready_arms(cfg, with_teleop=False)  # the arm answers, is calibrated; nothing moved
+    scene = check_before_eval(cfg, job.sources[0])  # the checkpoints of a session share their recording
     keys = KeyReader.for_stdin()
     order_seed = cfg.eval.order_seed if cfg.eval.order_seed is not None else draw_order_seed()
     order = blinded_order(len(job.sources), len(job.episodes), order_seed)
@@ -97,13 +99,15 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
             run.update(session=blinded | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
                        calibration=calibration)  # fmt: skip
             out = begin(run, source, job.warnings)
+            scene.save(run)
             scores.append(_Scores(EpisodesTable(out / layout.EPISODES_CSV, ROBOT_COLUMNS), out))
         console = Console(keys, len(order))
         session = RobotSession(robot_config, job.device)
         session.connect()
         _run_trials(cfg, job, order, loaded, scores, session, console)
         extra = {"fps": cfg.episode.fps, "max_steps": max_frames(cfg.episode), "device": job.device,
-                 "robot": cfg.robot.type, "scored_by": "operator", "order_seed": order_seed}  # fmt: skip
+                 "robot": cfg.robot.type, "scored_by": "operator", "order_seed": order_seed,
+                 "scene_check": scene.record()}  # fmt: skip
         results = [
             summarize(run, source, score.outcomes, job.episodes, extra | {"redos": score.redos})
             for run, source, score in zip(runs, job.sources, scores, strict=True)

@@ -17,8 +17,8 @@ from runner.core.command_line import compose_without_sweeps
 from runner.core.context import StageContext
 from runner.core.errors import ConfigError
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
-from runner.hub.refs import is_hub_ref, pull
-from runner.lerobot_adapter.checkpoints import LINEAGE, PRETRAINED, checkpoints
+from runner.hub.refs import policy_folder
+from runner.lerobot_adapter.checkpoints import PRETRAINED, checkpoints, training_dataset
 from runner.schema.devices import SIM_ROBOT, is_simulated
 
 HELD_OUT_SEED = 10_000
@@ -141,24 +141,9 @@ def policy_sources(cfg: DictConfig, ctx: StageContext) -> list[PolicySource]:
 
 
 def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySource:
-    from runner.lerobot_adapter.evaluation import is_policy_folder
-
     if cfg.eval.policy_path:
-        hub = None
-        if is_hub_ref(cfg.eval.policy_path):
-            pulled = pull(cfg.eval.policy_path, "model", "eval.policy_path")
-            folder, hub = pulled.folder, pulled.record()
-        else:
-            folder = Path(cfg.eval.policy_path).expanduser()
-        if not is_policy_folder(folder) and is_policy_folder(folder / PRETRAINED):
-            folder = folder / PRETRAINED
-        if not is_policy_folder(folder):
-            raise ConfigError(
-                "eval.policy_path",
-                f"is {folder}, which is not a LeRobot policy folder (config.json and model.safetensors)",
-                "give a checkpoint's pretrained_model folder, a policy folder, or a Hub model (hf:OWNER/NAME@REVISION)",
-            )
-        return PolicySource(folder.resolve(), None, None, hub)
+        folder, hub = policy_folder(cfg.eval.policy_path, "eval.policy_path")
+        return PolicySource(folder, None, None, hub)
     train, available = train_checkpoints(ctx.outputs_root, str(cfg.policy_run))
     if wanted == "all":
         raise ConfigError("eval.checkpoint", "is all, which needs a sweep", "run `runner eval eval.checkpoint=all`")
@@ -191,14 +176,8 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
         for role in sorted(set(roles) - set(cfg.cameras))
     ]
     warnings = []
-    lineage = folder / LINEAGE
-    dataset_info = None
-    if lineage.exists():
-        roots = json.loads(lineage.read_text()).get("dataset_roots") or []
-        dataset_root = Path(roots[0]) if roots else None
-        info_path = dataset_root / layout.DATASET_INFO if roots else None
-        if info_path is not None and info_path.exists():
-            dataset_info = json.loads(info_path.read_text())
+    dataset_root = training_dataset(folder)
+    dataset_info = json.loads((dataset_root / layout.DATASET_INFO).read_text()) if dataset_root else None
     if dataset_info is not None:
         recorded = {
             name.rsplit(".", 1)[-1]: feature["shape"][:2]

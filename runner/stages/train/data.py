@@ -144,29 +144,11 @@ def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> 
 
 def _pretrained(cfg: DictConfig) -> tuple[dict[str, Any], list[dict]]:
     """The policy section with ``pretrained_path`` a local folder (a Hub model pulled first), and what was pulled."""
-    from runner.lerobot_adapter.checkpoints import PRETRAINED
-    from runner.lerobot_adapter.evaluation import is_policy_folder
-
     policy = OmegaConf.to_container(cfg.policy, resolve=True)
-    given = policy.get("pretrained_path")
-    if not given:
+    if not policy.get("pretrained_path"):
         return policy, []
-    inputs = []
-    if refs.is_hub_ref(given):
-        pulled = refs.pull(given, "model", "policy.pretrained_path")
-        folder, inputs = pulled.folder, [pulled.record()]
-    else:
-        folder = Path(given).expanduser()
-    if not is_policy_folder(folder) and is_policy_folder(folder / PRETRAINED):
-        folder = folder / PRETRAINED
-    if not is_policy_folder(folder):
-        raise ConfigError(
-            "policy.pretrained_path",
-            f"is {given}, which is not a LeRobot policy (no config.json and model.safetensors)",
-            "give a checkpoint's pretrained_model folder, a train run's "
-            "checkpoint, or a Hub model (hf:OWNER/NAME@REVISION)",
-        )
-    return {**policy, "pretrained_path": str(folder.resolve())}, inputs
+    folder, hub = refs.policy_folder(policy["pretrained_path"], "policy.pretrained_path")
+    return {**policy, "pretrained_path": str(folder)}, [hub] if hub else []
 
 
 def training_data(cfg: DictConfig, ctx: StageContext, device: str) -> TrainingData:
