@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,20 +75,21 @@ def sim_view(cfg: DictConfig, seed: int) -> dict[str, np.ndarray]:
 
 
 def check_in_sim(cfg: DictConfig, dataset_root: Path) -> tuple[SceneCheck, Recorded, dict[str, np.ndarray]]:
-    """The recording's view against the simulated world's now, each camera judged by ``cfg.scene``."""
-    started = time.perf_counter()
-    recorded = recorded_view(dataset_root)
-    live = sim_view(cfg, recorded.seed if recorded.seed is not None else cfg.episode.seed)
-    check = check_scene(recorded.description, recorded.frames, live, Thresholds.of(cfg.scene))
-    check.seconds = time.perf_counter() - started
-    return check, recorded, live
+    """The recording's view against the simulated world's now (drawn from the recorded episode's start state)."""
+    return _check(cfg, dataset_root, lambda r: sim_view(cfg, r.seed if r.seed is not None else cfg.episode.seed))
 
 
 def check_on_cameras(cfg: DictConfig, dataset_root: Path) -> tuple[SceneCheck, Recorded, dict[str, np.ndarray]]:
     """The recording's view against the real (or emulated) cameras' now; the arm should stand at its start pose."""
+    return _check(cfg, dataset_root, lambda _: camera_view(cfg))
+
+
+def _check(cfg: DictConfig, dataset_root: Path, view_now: Callable[[Recorded], dict[str, np.ndarray]]
+           ) -> tuple[SceneCheck, Recorded, dict[str, np.ndarray]]:  # fmt: skip
+    """Each camera of ``view_now`` judged by ``cfg.scene`` against the recording's first frames."""
     started = time.perf_counter()
     recorded = recorded_view(dataset_root)
-    live = camera_view(cfg)
+    live = view_now(recorded)
     check = check_scene(recorded.description, recorded.frames, live, Thresholds.of(cfg.scene))
     check.seconds = time.perf_counter() - started
     return check, recorded, live
