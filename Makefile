@@ -2,6 +2,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.runner-installed
+# runner's simulated arm, scripted operator, emulated camera and world as LeRobot plugins (README: Using LeRobot's own tools).
+PLUGINS := $(wildcard plugins/lerobot_*)
 export HF_HUB_OFFLINE := 1
 
 .PHONY: setup demo test test-fast matrix cluster lint bench clean-venv
@@ -10,7 +12,7 @@ setup: $(STAMP)
 
 # Reinstall only when the declared or pinned dependencies change. The compat editable mode is a plain
 # .pth entry: the default mode's import hook costs every command ~25 ms.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
 	@if [ ! -x $(PY) ]; then \
 		python=$$(scripts/find-python) || exit 1; \
 		echo "Creating $(VENV) with $$python"; \
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@# torch's CUDA wheels are GBs from PyPI: a dropped connection is retried, first by pip, then whole.
 	@for attempt in 1 2 3; do \
 		$(PY) -m pip install --quiet --resume-retries 20 -c constraints.txt \
-			--config-settings editable_mode=compat -e '.[dev]' && break; \
+			--config-settings editable_mode=compat -e '.[dev]' $(PLUGINS:%=-e %) && break; \
 		[ $$attempt = 3 ] && exit 1; \
 		echo "pip install failed (attempt $$attempt of 3); retrying in $$((attempt * 30)) s"; \
 		sleep $$((attempt * 30)); \
@@ -52,8 +54,8 @@ cluster: setup
 	$(PY) -m pytest -q tests/core/test_slurm.py
 
 lint: setup
-	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins
-	$(VENV)/bin/ruff format --check runner tests benchmarks hydra_plugins
+	$(VENV)/bin/ruff check runner tests benchmarks hydra_plugins plugins
+	$(VENV)/bin/ruff format --check runner tests benchmarks hydra_plugins plugins
 
 bench: setup
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

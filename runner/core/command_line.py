@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from runner.core import outputs
-from runner.core.conf import CONF_DIR, register_resolvers
+from runner.core.conf import CONF_DIR, compose_config, register_resolvers
 from runner.core.errors import ConfigError, StageFailed, format_config_error, is_config_error
 from runner.core.jobs import Terminated, execute_job
 from runner.core.stage import Stage
@@ -65,25 +65,16 @@ def _resumed_sweep_args(stage: Stage, args: list[str]) -> list[str]:
 def compose_without_sweeps(args: list[str]) -> tuple[DictConfig, set[str]] | None:
     """The config a command line composes to, ignoring its sweep overrides (and Hydra's own); plus the
     keys it sweeps. None when it does not compose: the real run will report why."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     candidates = [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "hydra/", "~hydra"))]
     try:
         parsed = OverridesParser.create().parse_overrides(candidates)
+        swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+        plain = [a for a, o in zip(candidates, parsed, strict=True) if not o.is_sweep_override()]
+        return compose_config(plain), swept
     except Exception:
         return None
-    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
-    plain = [a for a, o in zip(candidates, parsed, strict=True) if not o.is_sweep_override()]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose("config", overrides=plain), swept
-    except Exception:
-        return None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def _lost_job_message(stage: Stage, error: Exception) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from runner.core import outputs
 from runner.core.sweeps import SWEEP_DIR_ENV, SWEEP_ID_ENV
@@ -26,6 +26,23 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("runner_outputs", lambda: str(outputs.default_outputs_root()))
     if not OmegaConf.has_resolver("runner_sweep_dir"):
         OmegaConf.register_new_resolver("runner_sweep_dir", _sweep_dir)
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config ``runner <stage> OVERRIDES`` runs with (no sweep overrides), for code that is not runner's
+    command line: LeRobot's tools running runner's plugins (runner.lerobot_adapter.sim_env)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from runner.schema import register_schemas
+
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 # On import, not only from the CLI: a submitit job process unpickles the task (importing this module) and

@@ -38,6 +38,9 @@ class SimSO101Config(RobotConfig):
     render: str = "fast"
     # Static cameras moved off their place: role -> [dx, dy, dz(, turn_deg)] (runner.sim.world).
     camera_moves: dict[str, list[float]] = field(default_factory=dict)
+    # The scene placed on connect. runner starts each episode with its own seed (start_episode); LeRobot's
+    # record and rollout have no per-episode hook, so their episodes share this one scene.
+    scene_seed: int = 0
 
 
 class SimSO101(Robot):
@@ -48,6 +51,8 @@ class SimSO101(Robot):
         super().__init__(config)
         self.config = config
         self.world: PickPlaceWorld | None = None
+        # Camera role -> (width, height): LeRobot's record sizes its image writers by ``len(robot.cameras)``.
+        self.cameras = {role: tuple(size) for role, size in config.camera_sizes.items()}
 
     @cached_property
     def observation_features(self) -> dict:
@@ -66,7 +71,7 @@ class SimSO101(Robot):
         sizes = {role: (int(w), int(h)) for role, (w, h) in self.config.camera_sizes.items()}
         self.world = PickPlaceWorld(sizes, control_dt=1.0 / self.config.fps, render=self.config.render,
                                     camera_moves=self.config.camera_moves)  # fmt: skip
-        self.world.reset(0, Variation())
+        self.world.reset(self.config.scene_seed, Variation())
         for role in sizes:  # the first frame of a camera sets up its GL context: not inside an episode's loop
             self.world.render(role)
         _WORLDS[self.id] = self.world
@@ -135,6 +140,7 @@ class SimScripted(Teleoperator):
         super().__init__(config)
         self.config = config
         self.operator: ScriptedOperator | None = None
+        self._connected = False
 
     @cached_property
     def action_features(self) -> dict:
@@ -146,16 +152,25 @@ class SimScripted(Teleoperator):
 
     @property
     def is_connected(self) -> bool:
-        return self.operator is not None
+        return self._connected
 
     def connect(self, calibrate: bool = True) -> None:
-        world = _WORLDS.get(self.config.robot_id)
-        if world is None:
-            raise ConnectionError(
-                f"the scripted operator needs the simulated robot '{self.config.robot_id}' connected first"
+        """The operator watches the world of the simulated robot ``robot_id``; LeRobot's record and teleoperate
+        connect the teleoperator first, so the world is looked up when the first action is asked for."""
+        self._connected = True
+
+    def _watching(self) -> ScriptedOperator:
+        if self.operator is None:
+            world = _WORLDS.get(self.config.robot_id)
+            if world is None:
+                raise ConnectionError(
+                    f"the scripted operator needs the simulated robot '{self.config.robot_id}' connected first"
+                )
+            style = OperatorStyle(
+                self.config.speed, self.config.noise, self.config.failure_rate, self.config.learning_rate
             )
-        style = OperatorStyle(self.config.speed, self.config.noise, self.config.failure_rate, self.config.learning_rate)
-        self.operator = ScriptedOperator(world, style)
+            self.operator = ScriptedOperator(world, style)
+        return self.operator
 
     @property
     def is_calibrated(self) -> bool:
@@ -168,14 +183,15 @@ class SimScripted(Teleoperator):
         """Nothing to configure."""
 
     def get_action(self) -> dict:
-        return self.operator.act()
+        return self._watching().act()
 
     def send_feedback(self, feedback: dict) -> None:
         """The script needs no feedback."""
 
     def disconnect(self) -> None:
         self.operator = None
+        self._connected = False
 
     def start_episode(self, seed: int, practice: int) -> None:
         """A new episode; ``practice`` counts the episodes this operator recorded before it."""
-        self.operator.start_episode(seed, practice)
+        self._watching().start_episode(seed, practice)

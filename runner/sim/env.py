@@ -10,6 +10,7 @@ an episode's summed reward is the furthest stage it reached, between 0 and 1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -24,7 +25,7 @@ class PickPlaceEnv(gym.Env):
         cameras: dict[str, tuple[int, int]],
         fps: int,
         max_steps: int,
-        episodes: dict[int, tuple[str, Variation]],
+        episodes: Mapping[int, tuple[str, Variation]],
         render: str = "fast",
         camera_moves: dict[str, list[float]] | None = None,
     ) -> None:
