@@ -83,6 +83,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "runner.commands.check_scene",
         "what each camera sees now beside what it saw in a recording: moved, turned, or a changed scene",
     ),
+    "dataset": (
+        "runner.commands.dataset",
+        "drop | retask | split | merge: a new dataset from record runs (LeRobot's dataset tools); sources untouched",
+    ),
     "push": (
         "runner.commands.push",
         "push a record run's dataset or a train run's checkpoints to the Hugging Face Hub (or finish a failed push)",

@@ -54,14 +54,13 @@ class StageContext:
     _session: list[StageContext] = field(default_factory=list, repr=False)
     _session_sweep: Path | None = field(default=None, repr=False)
 
-    def find_run(self, key: str, ref: str, stage: str) -> outputs.RunInfo:
+    def find_run(self, key: str, ref: str, stage: str | tuple[str, ...]) -> outputs.RunInfo:
         """The run a config key refers to (id, prefix, latest); a miss is a config error naming that key."""
         try:
             return outputs.resolve_run(self.outputs_root, ref, stage=stage)
         except outputs.RunReferenceError as error:
-            raise ConfigError(
-                key, str(error).rstrip("."), f"give the id of a {stage} run (see `runner runs`)"
-            ) from None
+            kind = stage if isinstance(stage, str) else " or ".join(stage)
+            raise ConfigError(key, str(error).rstrip("."), f"give the id of a {kind} run (see `runner runs`)") from None
 
     def resumed(self, cfg: DictConfig, resumable: tuple[str, ...]) -> tuple[outputs.RunInfo | None, DictConfig]:
         """``resume=<run>``: the earlier run of this stage it names, and the config to continue with (its saved

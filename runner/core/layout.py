@@ -14,8 +14,9 @@ HYDRA_DIR = ".hydra"
 CONFIG_YAML = f"{HYDRA_DIR}/config.yaml"
 GIT_DIFF = "git.diff"
 
-# record
+# record, and dataset (`runner dataset`: a dataset derived from recordings, the same layout)
 DATASET_DIR = "dataset"
+DATASET_STAGES = ("record", "dataset")  # the stages whose run directory holds DATASET_DIR
 EPISODES_CSV = "episodes.csv"  # record: one row per attempt; eval: one row per episode (in eval/)
 SETUP_NOTES = "setup_notes.txt"
 # Inside a LeRobot dataset: LeRobot's own metadata, and what runner keeps beside it so that a dataset copied

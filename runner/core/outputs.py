@@ -231,27 +231,30 @@ class RunReferenceError(LookupError):
     """A run reference that matches no run, or more than one."""
 
 
-def resolve_run(root: Path, ref: str, stage: str | None = None) -> RunInfo:
+def resolve_run(root: Path, ref: str, stage: str | tuple[str, ...] | None = None) -> RunInfo:
     """Find a run by full id, unique id prefix, ``latest`` or ``latest:<stage>``.
 
-    ``stage`` restricts every form to runs of that stage (e.g. a train stage asking for a record run).
+    ``stage`` (one, or a tuple of stages) restricts every form to runs of those stages (e.g. a train stage
+    asking for a record or dataset run).
     """
+    stages = (stage,) if isinstance(stage, str) else stage
     runs = list_runs(root)
     if ref == "latest" or ref.startswith("latest:"):
-        wanted = ref.partition(":")[2] or stage
-        matches = [r for r in runs if wanted is None or r.stage == wanted]
+        named = ref.partition(":")[2]
+        wanted = (named,) if named else stages
+        matches = [r for r in runs if wanted is None or r.stage in wanted]
         if not matches:
-            kind = f"{wanted} run" if wanted else "run"
+            kind = f"{' or '.join(wanted)} run" if wanted else "run"
             raise RunReferenceError(f"'{ref}': there is no {kind} under {root}. Run `runner runs` to see what exists.")
         return matches[0]
-    candidates = [r for r in runs if stage is None or r.stage == stage]
+    candidates = [r for r in runs if stages is None or r.stage in stages]
     exact = [r for r in candidates if r.id == ref]
     if exact:
         return exact[0]
     prefixed = [r for r in candidates if r.id.startswith(ref)]
     if len(prefixed) == 1:
         return prefixed[0]
-    what = f"{stage} run" if stage else "run"
+    what = f"{' or '.join(stages)} run" if stages else "run"
     if prefixed:
         listed = ", ".join(r.id for r in prefixed[:5])
         raise RunReferenceError(f"'{ref}' matches {len(prefixed)} {what}s ({listed}); give more of the id.")
@@ -260,7 +263,6 @@ def resolve_run(root: Path, ref: str, stage: str | None = None) -> RunInfo:
     raise RunReferenceError(f"'{ref}' matches no {what} under {root}.{hint} Run `runner runs` to list runs.")
 
 
-@dataclass
 class SweepInfo(Recorded):
     """One sweep: its sweep.json and the runs of its jobs."""
 

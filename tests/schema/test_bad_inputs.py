@@ -31,15 +31,29 @@ def _load_cases() -> list[dict]:
 CASES = _load_cases()
 
 
-def _fake_record_run(root: Path) -> None:
-    """A record run as train reads it: dataset metadata with one camera, nothing else."""
-    run_id = "20261124-000000-000-record-fake"
+def _fake_record_run(root: Path, run_id: str = "20261124-000000-000-record-fake", fps: int = 10,
+                     cameras: tuple[str, ...] = ("side",), scenarios: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """A record run as train and `runner dataset` read it: dataset metadata, and runner's episode table when
+    ``scenarios`` (one per episode) are given; no frames."""
     meta = root / "default" / run_id / "dataset" / "meta"
     meta.mkdir(parents=True)
-    features = {"observation.images.side": {"dtype": "video", "shape": [96, 128, 3]},
-                "action": {"dtype": "float32", "shape": [6]}}  # fmt: skip
-    (meta / "info.json").write_text(json.dumps({"fps": 10, "total_episodes": 1, "features": features}))
+    features = {f"observation.images.{role}": {"dtype": "video", "shape": [96, 128, 3]} for role in cameras}
+    features["action"] = {"dtype": "float32", "shape": [6]}
+    info = {"fps": fps, "robot_type": "sim_so101", "total_episodes": max(1, len(scenarios)), "features": features}
+    (meta / "info.json").write_text(json.dumps(info))
+    if scenarios:
+        header = "dataset_episode,kept,scenario,instruction,success"
+        rows = [f"{i},True,{name},pick up the cube,False" for i, name in enumerate(scenarios)]
+        (meta / "runner_episodes.csv").write_text("\n".join([header, *rows]))
     (meta.parent.parent / "run.json").write_text(json.dumps({"id": run_id, "stage": "record", "status": "succeeded"}))
+
+
+def _fake_datasets(root: Path) -> None:
+    """Three record runs for `runner dataset`: the latest (3 episodes of two scenarios), one at another fps,
+    one with another camera set."""
+    _fake_record_run(root, "20261124-000002-000-record-main", scenarios=("one_cube", "one_cube", "two_cubes"))
+    _fake_record_run(root, "20261124-000001-000-record-fps30", fps=30, scenarios=("one_cube",))
+    _fake_record_run(root, "20261124-000000-000-record-topcam", cameras=("side", "top"), scenarios=("one_cube",))
 
 
 def _snapshot(root: Path) -> set[str]:
@@ -106,6 +120,8 @@ def test_bad_input_is_refused_before_anything_is_written(case, tmp_path, capsys,
     root = tmp_path / "outputs"
     if case.get("needs") == "dataset":
         _fake_record_run(root)
+    if case.get("needs") == "datasets":
+        _fake_datasets(root)
     _check(case, root, capsys)
 
 

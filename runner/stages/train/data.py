@@ -18,7 +18,7 @@ from runner.core.errors import ConfigError
 from runner.hub import refs
 
 IMAGE_POLICIES = ("act", "diffusion", "smolvla")
-GIVE_DATASET = "give a record run (dataset_run=latest or an id) or a Hub dataset (dataset_run=hf:OWNER/NAME)"
+GIVE_DATASET = "give a record or dataset run (dataset_run=latest or an id) or a Hub dataset (dataset_run=hf:OWNER/NAME)"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def dataset_sources(cfg: DictConfig, ctx: StageContext) -> list[DatasetSource]:
             pulled = refs.pull(ref, "dataset", "dataset_run")
             sources.append(DatasetSource(pulled.record()["pinned"], pulled.folder, pulled=pulled))
         else:
-            run = ctx.find_run("dataset_run", ref, "record")
+            run = ctx.find_run("dataset_run", ref, layout.DATASET_STAGES)
             sources.append(DatasetSource(run.id, run.path / layout.DATASET_DIR, run_id=run.id))
     return sources
 
