@@ -28,8 +28,8 @@ TEST_NAME = "one-sided Fisher exact test on the success counts, alpha 0.05"
 # Config keys that say where or how a run was started, not what was evaluated.
 NOISE_KEYS = ("paths.", "sweep.", "resume", "eval.checkpoint", "pipeline.", "hydra.")
 METRIC_COLUMNS = ["run", "policy", "checkpoint_step", "n_episodes", "successes", "success_rate", "ci95_lo",
-                  "ci95_hi", "mean_sum_reward", "mean_episode_s", "best", "p_vs_best", "lead_significant",
-                  "comparable"]  # fmt: skip
+                  "ci95_hi", "mean_sum_reward", "mean_episode_s", "val_loss", "best", "p_vs_best",
+                  "lead_significant", "comparable"]  # fmt: skip
 
 
 @dataclass
@@ -58,7 +58,8 @@ class Row:
             "n_episodes": self.metrics["n_episodes"], "successes": self.metrics["successes"],
             "success_rate": round(self.metrics["success_rate"], 4), "ci95_lo": lo, "ci95_hi": hi,
             "mean_sum_reward": self.metrics["mean_sum_reward"], "mean_episode_s": self.metrics["mean_episode_s"],
-            "best": self.best, "p_vs_best": None if self.p_vs_best is None else float(f"{self.p_vs_best:.4g}"),
+            "val_loss": self.metrics.get("val_loss"), "best": self.best,
+            "p_vs_best": None if self.p_vs_best is None else float(f"{self.p_vs_best:.4g}"),
             "lead_significant": significant, "comparable": self.comparable, **self.differing,
         }  # fmt: skip
 
@@ -204,8 +205,8 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
     from rich.table import Table
 
     table = Table(title="eval runs compared", title_justify="left")
-    for column in ["run", "policy", "step", "n", "succ.", "rate", "95 % CI", "reward", "ep. s", "vs best"]:
-        numeric = column in ("step", "n", "succ.", "rate", "reward", "ep. s")
+    for column in ["run", "policy", "step", "n", "succ.", "rate", "95 % CI", "reward", "ep. s", "val loss", "vs best"]:
+        numeric = column in ("step", "n", "succ.", "rate", "reward", "ep. s", "val loss")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for column in differing:  # config values may be long paths: these columns wrap
         table.add_column(column, overflow="fold")
@@ -220,7 +221,8 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
         table.add_row(
             row.run.id, row.policy, "" if row.step is None else str(row.step), str(m["n_episodes"]),
             str(m["successes"]), f"{m['success_rate']:.0%}", f"{m['ci95'][0]:.0%}-{m['ci95'][1]:.0%}",
-            f"{m['mean_sum_reward']:.2f}", f"{m['mean_episode_s']:.1f}", verdict,
+            f"{m['mean_sum_reward']:.2f}", f"{m['mean_episode_s']:.1f}",
+            "" if m.get("val_loss") is None else f"{m['val_loss']:.4f}", verdict,
             *(str(row.differing.get(k)) for k in differing),
             style="bold" if row.best else None,
         )  # fmt: skip

@@ -90,6 +90,7 @@ def _follow(events: Path, process: subprocess.Popen, hooks: Hooks) -> None:
     handlers: dict[str, Callable[[dict[str, Any]], None]] = {
         "metrics": lambda event: hooks.on_metrics(event["step"], event["values"]),
         "checkpoint": lambda event: hooks.on_checkpoint(event["step"], Path(event["path"]), event["save_s"]),
+        "validation": lambda event: hooks.on_validation and hooks.on_validation(event["step"], event["loss"]),
     }
     pending = ""
     with open(events) as stream:
@@ -154,6 +155,7 @@ def _rank_main(argv: list[str]) -> int:
         on_checkpoint=lambda step, path, save_s: emit(
             {"kind": "checkpoint", "step": step, "path": str(path), "save_s": save_s}
         ),
+        on_validation=lambda step, loss: emit({"kind": "validation", "step": step, "loss": loss}),
     )
     config = TrainPipelineConfig.from_pretrained(args.config)
     config.steps = args.steps

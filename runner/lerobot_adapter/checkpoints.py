@@ -69,3 +69,9 @@ def training_dataset(folder: Path) -> Path | None:
     if roots and (Path(roots[0]) / layout.DATASET_INFO).exists():
         return Path(roots[0])
     return None
+
+
+def validation_loss(folder: Path) -> float | None:
+    """A checkpoint's loss on the episodes its training held out (train.val_split), when it measured one."""
+    lineage = folder / LINEAGE
+    return json.loads(lineage.read_text()).get("val_loss") if lineage.exists() else None

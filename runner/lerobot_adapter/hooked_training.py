@@ -2,8 +2,9 @@
 
 ``lerobot_train.train`` offers no callbacks, so runner observes it at three documented seams of that module,
 restored after every call: ``should_save_checkpoint`` (an explicit checkpoint schedule), the root logger's
-``MetricsTracker`` records (exact step/loss/lr values, not parsed text) and ``update_last_checkpoint``
-(called once a checkpoint is completely written). ``init_logging`` clears the root logger's handlers, so
+``MetricsTracker`` records (exact step/loss/lr values, not parsed text; the held-out loss, which LeRobot
+logs only as a line of text, is read from that line) and ``update_last_checkpoint`` (called once a
+checkpoint is completely written). ``init_logging`` clears the root logger's handlers, so
 runner's own (console and run.log) are put back after it. Resume state is read by LeRobot from
 ``sys.argv`` (``--config_path``); that is set here for the duration of the call and nowhere else. LeRobot's
 tqdm bar is silenced the same way: runner draws its own progress, and the bar would fill run.log.
@@ -12,6 +13,7 @@ tqdm bar is silenced the same way: runner draws its own progress, and the bar wo
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -32,17 +34,27 @@ class Hooks:
     on_metrics: Callable[[int, dict[str, float]], None]
     # (step, checkpoint folder, seconds the save took), once the checkpoint is completely written.
     on_checkpoint: Callable[[int, Path, float], None]
+    # (step, loss on the held-out episodes), before that step's checkpoint is saved.
+    on_validation: Callable[[int, float], None] | None = None
+
+
+# LeRobot reports the held-out loss only as this log line (and to W&B): read back at its printed precision.
+VALIDATION_LINE = re.compile(r"step (\d+): eval_loss=(\S+)$")
 
 
 class _MetricsTap(logging.Filter):
-    def __init__(self, callback: Callable[[int, dict[str, float]], None]) -> None:
+    def __init__(self, hooks: Hooks) -> None:
         super().__init__()
-        self._callback = callback
+        self._hooks = hooks
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, MetricsTracker):
             values = record.msg.to_dict()
-            self._callback(int(record.msg.steps), {k: float(v) for k, v in values.items() if _is_number(v)})
+            self._hooks.on_metrics(int(record.msg.steps), {k: float(v) for k, v in values.items() if _is_number(v)})
+        elif self._hooks.on_validation is not None and isinstance(record.msg, str):
+            validation = VALIDATION_LINE.match(record.msg)
+            if validation:
+                self._hooks.on_validation(int(validation[1]), float(validation[2]))
         return True
 
 
@@ -80,7 +92,7 @@ def _hooked(save_steps: list[int], hooks: Hooks, argv: list[str]) -> Iterator[No
     def tqdm(*args: Any, **kwargs: Any) -> Any:
         return originals["tqdm"](*args, **{**kwargs, "disable": True})
 
-    tap = _MetricsTap(hooks.on_metrics)
+    tap = _MetricsTap(hooks)
     saved_argv = sys.argv
     lerobot_train.should_save_checkpoint = should_save_checkpoint
     lerobot_train.save_checkpoint = save_checkpoint

@@ -58,6 +58,8 @@ class Schedule:
     seed: int
     num_workers: int
     log_freq: int
+    val_split: float = 0.0  # LeRobot's dataset.eval_split
+    val_every: int = 0  # LeRobot's eval_steps (0: no validation loss)
 
 
 def pipeline_config(
@@ -75,6 +77,9 @@ def pipeline_config(
         log_freq=schedule.log_freq,
         save_freq=schedule.steps,  # replaced by the explicit schedule below
     )
+    if schedule.val_split > 0:
+        config.dataset.eval_split = schedule.val_split
+        config.eval_steps = schedule.val_every
     if wandb != "off":
         config.wandb.enable = True
         config.wandb.mode = wandb

@@ -79,6 +79,11 @@ class TrainConfig:
     device: Device = Device.auto
     num_workers: int = bounded(2, ge=0)
     log_freq: int = bounded(100, ge=1)
+    # Validation loss: LeRobot holds out the last ceil(n x val_split) episodes of each task (its
+    # dataset.eval_split) and computes their loss every val_every steps (its eval_steps); null: at every
+    # checkpoint. Written to metrics.csv, loss.png, each checkpoint in run.json and `runner compare`.
+    val_split: float = bounded(0.0, ge=0, le=0.9)
+    val_every: int | None = bounded(None, ge=1)
     # Keep the last K checkpoints plus every step in keep_steps (the eval schedule); None keeps all.
     keep_checkpoints: int | None = bounded(None, ge=1)
     keep_steps: list[int] = field(default_factory=list)

@@ -1,5 +1,6 @@
 """`runner train`: LeRobot checkpoints on a schedule, lineage, retention, resume after SIGKILL, bad input."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -225,3 +226,30 @@ def test_wandb_offline_never_writes_the_key(recorded):
     assert any("wandb" in str(p) for p in files), "the offline W&B run is kept with the train run"
     for path in files:
         assert key.encode() not in path.read_bytes(), f"the W&B key leaked into {path}"
+
+
+@pytest.mark.slow
+def test_validation_loss_on_held_out_episodes_reaches_metrics_run_json_the_plot_and_compare(recorded):
+    before = set(_train_runs(recorded))
+    result = _train(recorded, "train.steps=4", "train.save_freq=2", "train.val_split=0.5", *TINY_ACT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = set(_train_runs(recorded)) - before
+    assert "Train/eval split: 1 train, 1 eval" in (run_dir / "run.log").read_text(), "LeRobot held one episode out"
+    with open(run_dir / "train" / "metrics.csv") as f:
+        held_out = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(f) if r["val_loss"]}
+    assert sorted(held_out) == [2, 4], "validation at every checkpoint (val_every defaults to the save schedule)"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert {c["step"]: c["val_loss"] for c in record["checkpoints"]} == held_out
+    assert (run_dir / "train" / "loss.png").stat().st_size > 5000
+
+    env = {"RUNNER_OUTPUTS": str(recorded)}
+    one_episode = ["eval.n_episodes=1", "episode.episode_time_s=1", "eval.videos=0"]
+    evaluated = run_runner("eval", "experiment=sim_demo", f"policy_run={run_dir.name}", "eval.checkpoint=4",
+                           *one_episode, env=env, timeout=600)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    compare = run_runner("compare", "latest:eval", "--json", env=env)
+    assert compare.returncode == 0, compare.stderr[-3000:]
+    [row] = json.loads(compare.stdout)["rows"]
+    assert row["checkpoint_step"] == 4 and row["val_loss"] == held_out[4]
+    shown = run_runner("compare", "latest:eval", env=env)
+    assert "val loss" in shown.stdout and f"{held_out[4]:.4f}" in shown.stdout

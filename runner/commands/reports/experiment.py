@@ -27,7 +27,7 @@ def _losses(run: outputs.RunInfo) -> tuple[list[int], list[float]]:
     if not path.exists():
         return [], []
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if r["loss"]]  # a validation-only row has no training loss
     return [int(r["step"]) for r in rows], [float(r["loss"]) for r in rows]
 
 

@@ -61,6 +61,7 @@ def begin(run: Run, source: PolicySource, warnings: list[str]) -> Path:
 
 def summarize(run: Run, source: PolicySource, outcomes: list, plan: list, extra: dict) -> dict:
     """eval/metrics.json (the same keys in simulation and on a robot) and the headline in run.json."""
+    from runner.lerobot_adapter.checkpoints import validation_loss
     from runner.lerobot_adapter.evaluation import policy_type_and_inputs
 
     fps = extra["fps"]
@@ -74,6 +75,8 @@ def summarize(run: Run, source: PolicySource, outcomes: list, plan: list, extra:
         "mean_sum_reward": round(statistics.fmean(o.sum_reward for o in outcomes), 4),
         "mean_episode_s": round(statistics.fmean(o.steps for o in outcomes) / fps, 3),
         "checkpoint_step": source.checkpoint_step,
+        # The checkpoint's loss on its training's held-out episodes (train.val_split), or None.
+        "val_loss": validation_loss(source.folder),
         "policy_run": source.policy_run,
         "seeds": [p.seed for p in plan],
         "policy_path": str(source.folder),

@@ -9,6 +9,7 @@ explains itself without the outputs tree. ``resume=<run>`` continues a killed ru
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -102,13 +103,15 @@ class SavedCheckpoints:
 
         pretrained = checkpoint / checkpoints.PRETRAINED
         outputs.write_text_atomic(pretrained / RUNNER_CONFIG, self.run.redactor.text(self.runner_config))
-        lineage = {**self.lineage, "train_run": self.run.id, "step": step}
+        val_loss = self.progress.val_losses.get(step)
+        lineage = {**self.lineage, "train_run": self.run.id, "step": step, "val_loss": val_loss}
         outputs.write_json_atomic(pretrained / checkpoints.LINEAGE, lineage)
         self.saved[step] = {
             "step": step,
             "path": str(checkpoint.relative_to(self.run.dir)),
             "size_mb": round(_disk_mb(checkpoint), 2),
             "save_s": round(save_s, 3),
+            "val_loss": val_loss,
         }
         train = self.cfg.train
         present = checkpoints.checkpoints(self.output_dir)
@@ -166,7 +169,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     progress = TrainProgress(run, cfg.train.steps, start_step)
     saved = SavedCheckpoints(run, cfg, schedule_steps, progress)
 
-    hooks = hooked_training.Hooks(on_metrics=progress.metrics, on_checkpoint=saved.on_checkpoint)
+    hooks = hooked_training.Hooks(progress.metrics, saved.on_checkpoint, on_validation=progress.validation)
     # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
     processes = hooked_training.Processes(
         cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / layout.TRAIN_LOGS_DIR
@@ -195,7 +198,8 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                 schedule=training.Schedule(
                     steps=cfg.train.steps, save_steps=schedule_steps, batch_size=cfg.train.batch_size,
                     lr=cfg.train.lr, seed=cfg.train.seed, num_workers=cfg.train.num_workers,
-                    log_freq=cfg.train.log_freq,
+                    log_freq=cfg.train.log_freq, val_split=cfg.train.val_split,
+                    val_every=cfg.train.val_every or math.gcd(*schedule_steps),
                 ),
                 wandb=cfg.train.wandb.value,
             )  # fmt: skip
@@ -216,7 +220,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     progress.plot(sorted(kept))
     run.add_artifact(layout.TRAIN_METRICS_CSV)
     run.add_artifact(layout.TRAIN_LOSS_PNG)
-    final = progress.rows[-1] if progress.rows else {}
+    final = next((r for r in reversed(progress.rows) if r.get("loss") not in (None, "")), {})
     log.info(
         "trained to step %d; checkpoints kept: %s; final loss %s", cfg.train.steps, sorted(kept), final.get("loss")
     )

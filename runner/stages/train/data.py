@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,25 @@ def select_episodes(rows: list[dict], total: int, train: DictConfig) -> list[int
     return chosen
 
 
+def _check_validation_split(val_split: float, rows: list[dict], episodes: list[int]) -> None:
+    """LeRobot holds out the last ceil(n x val_split) episodes of each task and fails mid-run when none is left
+    to train on: refused here instead."""
+    if val_split <= 0:
+        return
+    task_of = {int(r["dataset_episode"]): r.get("instruction", "") for r in rows}
+    per_task: dict[str, int] = {}
+    for episode in episodes:
+        per_task[task_of.get(episode, "")] = per_task.get(task_of.get(episode, ""), 0) + 1
+    held_out = sum(math.ceil(n * val_split) for n in per_task.values())
+    if held_out >= len(episodes):
+        raise ConfigError(
+            "train.val_split",
+            f"is {val_split:g}: it would hold out all {len(episodes)} episodes (the last ceil(n x val_split) of "
+            f"each of {len(per_task)} task string(s)), leaving none to train on",
+            "lower it, or train on more episodes",
+        )
+
+
 def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> None:
     features = infos[0]["features"]
     for info, run_id in zip(infos[1:], ids[1:], strict=True):
@@ -163,6 +183,7 @@ def training_data(cfg: DictConfig, ctx: StageContext, device: str) -> TrainingDa
         rows += [{**row, "dataset_episode": str(int(row["dataset_episode"]) + offset)} for row in source.episode_rows()]
         offset += info["total_episodes"]
     episodes = select_episodes(rows, offset, cfg.train)
+    _check_validation_split(cfg.train.val_split, rows, episodes if episodes is not None else list(range(offset)))
     policy_fields, inputs = _pretrained(cfg)
     try:
         policy = training.policy_config(policy_fields, device)
