@@ -91,6 +91,7 @@ def _follow(events: Path, process: subprocess.Popen, hooks: Hooks) -> None:
         "metrics": lambda event: hooks.on_metrics(event["step"], event["values"]),
         "checkpoint": lambda event: hooks.on_checkpoint(event["step"], Path(event["path"]), event["save_s"]),
         "validation": lambda event: hooks.on_validation and hooks.on_validation(event["step"], event["loss"]),
+        "parameters": lambda event: hooks.on_parameters and hooks.on_parameters(event["which"], event["count"]),
     }
     pending = ""
     with open(events) as stream:
@@ -156,6 +157,7 @@ def _rank_main(argv: list[str]) -> int:
             {"kind": "checkpoint", "step": step, "path": str(path), "save_s": save_s}
         ),
         on_validation=lambda step, loss: emit({"kind": "validation", "step": step, "loss": loss}),
+        on_parameters=lambda which, count: emit({"kind": "parameters", "which": which, "count": count}),
     )
     config = TrainPipelineConfig.from_pretrained(args.config)
     config.steps = args.steps

@@ -36,10 +36,13 @@ class Hooks:
     on_checkpoint: Callable[[int, Path, float], None]
     # (step, loss on the held-out episodes), before that step's checkpoint is saved.
     on_validation: Callable[[int, float], None] | None = None
+    # ("learnable" or "total", count): the policy's parameters as training starts (fewer learnable with PEFT).
+    on_parameters: Callable[[str, int], None] | None = None
 
 
-# LeRobot reports the held-out loss only as this log line (and to W&B): read back at its printed precision.
+# LeRobot reports these only as log lines (the loss also to W&B): read back at their printed precision.
 VALIDATION_LINE = re.compile(r"step (\d+): eval_loss=(\S+)$")
+PARAMETERS_LINE = re.compile(r"num_(learnable|total)_params=(\d+) ")
 
 
 class _MetricsTap(logging.Filter):
@@ -51,10 +54,12 @@ class _MetricsTap(logging.Filter):
         if isinstance(record.msg, MetricsTracker):
             values = record.msg.to_dict()
             self._hooks.on_metrics(int(record.msg.steps), {k: float(v) for k, v in values.items() if _is_number(v)})
-        elif self._hooks.on_validation is not None and isinstance(record.msg, str):
-            validation = VALIDATION_LINE.match(record.msg)
-            if validation:
+        elif isinstance(record.msg, str):
+            validation, parameters = VALIDATION_LINE.match(record.msg), PARAMETERS_LINE.match(record.msg)
+            if validation and self._hooks.on_validation is not None:
                 self._hooks.on_validation(int(validation[1]), float(validation[2]))
+            if parameters and self._hooks.on_parameters is not None:
+                self._hooks.on_parameters(parameters[1], int(parameters[2]))
         return True
 
 

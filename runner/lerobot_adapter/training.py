@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import draccus
-from lerobot.configs.default import DatasetConfig
+from lerobot.configs.default import DatasetConfig, PeftConfig
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.optim.optimizers import AdamWConfig  # noqa: F401  (registers the optimizer choice)
@@ -19,7 +19,7 @@ from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processes, run_hooked
 
 # Fields runner's policy schemas hold that are not LeRobot config fields.
-RUNNER_ONLY_POLICY_KEYS = ("vlm_path",)
+RUNNER_ONLY_POLICY_KEYS = ("vlm_path", "lora_rank")
 
 
 def resolve_device(requested: str, key: str) -> str:
@@ -64,7 +64,7 @@ class Schedule:
 
 def pipeline_config(
     *, dataset_root: Path, repo_id: str, episodes: list[int] | None, policy: PreTrainedConfig,
-    output_dir: Path, schedule: Schedule, wandb: str,
+    output_dir: Path, schedule: Schedule, wandb: str, lora_rank: int | None = None,
 ) -> TrainPipelineConfig:  # fmt: skip
     config = TrainPipelineConfig(
         dataset=DatasetConfig(repo_id=repo_id, root=str(dataset_root), episodes=episodes, video_backend=VIDEO_BACKEND),
@@ -77,6 +77,8 @@ def pipeline_config(
         log_freq=schedule.log_freq,
         save_freq=schedule.steps,  # replaced by the explicit schedule below
     )
+    if lora_rank is not None:  # LeRobot's PEFT: the base weights frozen, LoRA adapters of this rank trained
+        config.peft = PeftConfig(method_type="LORA", r=lora_rank)
     if schedule.val_split > 0:
         config.dataset.eval_split = schedule.val_split
         config.eval_steps = schedule.val_every

@@ -62,6 +62,9 @@ class SmolVLAPolicyConfig:
     max_action_dim: int = bounded(32, ge=1)
     scheduler_warmup_steps: int = bounded(1000, ge=0)
     scheduler_decay_steps: int = bounded(30000, ge=1)
+    # Fine-tune pretrained_path with LoRA adapters of this rank (LeRobot's PEFT): the base weights stay frozen,
+    # the adapters and LeRobot's default modules train. null: fine-tune every trainable weight.
+    lora_rank: int | None = bounded(None, ge=1)
 
 
 # --- train / eval ------------------------------------------------------------------------------------

@@ -136,20 +136,31 @@ def test_diffusion_trains_a_few_steps(recorded):
 
 
 @pytest.mark.slow
-def test_smolvla_trains_from_a_local_stand_in_vlm(recorded, tmp_path):
+def test_smolvla_trains_from_a_local_stand_in_vlm_then_fine_tunes_with_lora(recorded, tmp_path):
     from tiny_vlm import build_tiny_vlm
 
     vlm = build_tiny_vlm(tmp_path / "tiny-smolvlm")
-    result = _train(
-        recorded, "policy=smolvla", f"policy.vlm_path={vlm}", "policy.load_vlm_weights=false",
+    smolvla = [
+        "policy=smolvla", f"policy.vlm_path={vlm}", "policy.load_vlm_weights=false",
         "policy.resize_imgs_with_padding=[64,64]", "policy.chunk_size=5", "policy.n_action_steps=5",
         "policy.max_state_dim=8", "policy.max_action_dim=8", "policy.tokenizer_max_length=16",
         "policy.scheduler_warmup_steps=1", "policy.scheduler_decay_steps=10", "train.steps=3", "train.save_freq=3",
-    )  # fmt: skip
+    ]  # fmt: skip
+    result = _train(recorded, *smolvla)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = sorted(_train_runs(recorded))[-1]
     config = json.loads((run_dir / "train" / "checkpoints" / "000003" / "pretrained_model" / "config.json").read_text())
     assert config["type"] == "smolvla" and config["vlm_model_name"] == str(vlm)
+    full = json.loads((run_dir / "run.json").read_text())["parameters"]
+
+    # LoRA on the policy just trained (LeRobot's PEFT): the same model, far fewer weights that learn.
+    pretrained = run_dir / "train" / "checkpoints" / "000003" / "pretrained_model"
+    result = _train(recorded, *smolvla, f"policy.pretrained_path={pretrained}", "policy.lora_rank=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lora_run = sorted(_train_runs(recorded))[-1]
+    lora = json.loads((lora_run / "run.json").read_text())["parameters"]
+    assert 0 < lora["learnable"] < full["learnable"] / 2, (lora, full)
+    assert (lora_run / "train" / "checkpoints" / "000003" / "pretrained_model" / "adapter_config.json").exists()
 
 
 def _fake_record_run(root: Path, features: dict) -> str:

@@ -169,7 +169,13 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
     progress = TrainProgress(run, cfg.train.steps, start_step)
     saved = SavedCheckpoints(run, cfg, schedule_steps, progress)
 
-    hooks = hooked_training.Hooks(progress.metrics, saved.on_checkpoint, on_validation=progress.validation)
+    parameters: dict[str, int] = {}
+
+    def count_parameters(which: str, count: int) -> None:
+        parameters[which] = count
+        run.update(parameters=dict(parameters))
+
+    hooks = hooked_training.Hooks(progress.metrics, saved.on_checkpoint, progress.validation, count_parameters)
     # Beside train/, not in it: LeRobot refuses to start in an output folder that already exists.
     processes = hooked_training.Processes(
         cfg.train.num_processes, cfg.train.mixed_precision.value, run.dir / layout.TRAIN_LOGS_DIR
@@ -201,7 +207,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                     log_freq=cfg.train.log_freq, val_split=cfg.train.val_split,
                     val_every=cfg.train.val_every or math.gcd(*schedule_steps),
                 ),
-                wandb=cfg.train.wandb.value,
+                wandb=cfg.train.wandb.value, lora_rank=cfg.policy.get("lora_rank"),
             )  # fmt: skip
             training.train(config, schedule_steps, hooks, processes)
         else:

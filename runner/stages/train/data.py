@@ -151,6 +151,12 @@ def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> 
             f"has no camera images, and policy={cfg.policy.type} needs at least one",
             "record with cameras, or pick a dataset that has them",
         )
+    if cfg.policy.get("lora_rank") and not cfg.policy.pretrained_path:
+        raise ConfigError(
+            "policy.lora_rank",
+            "fine-tunes adapters on a pretrained policy, and policy.pretrained_path is not set",
+            "set policy.pretrained_path (a policy folder or hf:OWNER/NAME), or drop lora_rank to train from scratch",
+        )
     if cfg.policy.type == "smolvla":
         folder = Path(cfg.policy.vlm_path)
         if not (folder / "config.json").exists():
