@@ -67,7 +67,9 @@ def compose_without_sweeps(args: list[str]) -> tuple[DictConfig, set[str]] | Non
     keys it sweeps. None when it does not compose: the real run will report why."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    candidates = [a for a in args if "=" in a and not a.startswith(("-", "hydra.", "hydra/", "~hydra"))]
+    # Hydra's own settings do not change the config, except where it searches for config files.
+    hydra_own = ("-", "hydra.", "hydra/", "~hydra")
+    candidates = [a for a in args if "=" in a and (a.startswith("hydra.searchpath=") or not a.startswith(hydra_own))]
     try:
         parsed = OverridesParser.create().parse_overrides(candidates)
         swept = {o.key_or_group for o in parsed if o.is_sweep_override()}

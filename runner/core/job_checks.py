@@ -66,7 +66,10 @@ def check_added_keys(cfg: DictConfig, overrides: Iterable[str], groups: Iterable
         parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
         schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
         if schema is not None and dataclasses.is_dataclass(schema):
-            fields = ", ".join(f.name for f in dataclasses.fields(schema) if f.name != leaf)
+            names = [f.name for f in dataclasses.fields(schema)]
+            if leaf in names:  # a key the schema has (a map such as policy.camera_names, filled with `+`)
+                continue
+            fields = ", ".join(n for n in names if n != leaf)
             raise ConfigError(
                 key,
                 f"is not a key of {schema.__name__} (`+` cannot add keys to a schema)",

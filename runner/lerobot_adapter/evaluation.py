@@ -40,11 +40,30 @@ log = logging.getLogger("runner.eval")
 ROLLOUT_PARTS = "parts"
 
 
+PREPROCESSOR = "policy_preprocessor.json"
+
+
 def policy_type_and_inputs(folder: Path) -> tuple[str, dict[str, list[int]]]:
-    """A policy folder's type and input features (name -> shape), read from its config without loading it."""
+    """A policy folder's type and input features (name -> shape), read from its config without loading it.
+
+    Names are those the policy is fed: a policy fine-tuned with ``policy.camera_names`` reads
+    ``observation.images.<name>``, which its saved preprocessor renames from the robot's role."""
     config = json.loads((folder / PRETRAINED_CONFIG).read_text())
-    inputs = {name: list(feature["shape"]) for name, feature in config.get("input_features", {}).items()}
+    fed_as = {model: fed for fed, model in renamed_inputs(folder).items()}
+    features = config.get("input_features", {})
+    inputs = {fed_as.get(name, name): list(feature["shape"]) for name, feature in features.items()}
     return config["type"], inputs
+
+
+def renamed_inputs(folder: Path) -> dict[str, str]:
+    """The rename map a policy folder's preprocessor applies (LeRobot's rename_observations_processor)."""
+    path = folder / PREPROCESSOR
+    if not path.exists():
+        return {}
+    steps = json.loads(path.read_text()).get("steps", [])
+    renames = [s.get("config", {}).get("rename_map") or {} for s in steps
+               if s.get("registry_name") == "rename_observations_processor"]  # fmt: skip
+    return renames[0] if renames else {}
 
 
 @dataclass

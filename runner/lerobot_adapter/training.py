@@ -19,7 +19,8 @@ from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processes, run_hooked
 
 # Fields runner's policy schemas hold that are not LeRobot config fields.
-RUNNER_ONLY_POLICY_KEYS = ("vlm_path", "lora_rank")
+RUNNER_ONLY_POLICY_KEYS = ("vlm_path", "lora_rank", "camera_names")
+IMAGES = "observation.images."
 
 
 def resolve_device(requested: str, key: str) -> str:
@@ -46,6 +47,10 @@ def policy_config(policy: dict[str, Any], device: str) -> PreTrainedConfig:
     config = draccus.decode(PreTrainedConfig, {**fields, "device": device, "push_to_hub": False})
     if policy.get("pretrained_path"):
         config.pretrained_path = Path(policy["pretrained_path"])
+        # The model's own inputs, as `--policy.path` gives LeRobot: otherwise LeRobot takes them from the
+        # dataset, and a rename map (policy.camera_names) would rename to keys the new model lacks.
+        base = PreTrainedConfig.from_pretrained(config.pretrained_path)
+        config.input_features, config.output_features = base.input_features, base.output_features
     return config
 
 
@@ -65,6 +70,7 @@ class Schedule:
 def pipeline_config(
     *, dataset_root: Path, repo_id: str, episodes: list[int] | None, policy: PreTrainedConfig,
     output_dir: Path, schedule: Schedule, wandb: str, lora_rank: int | None = None,
+    camera_names: dict[str, str] | None = None,
 ) -> TrainPipelineConfig:  # fmt: skip
     config = TrainPipelineConfig(
         dataset=DatasetConfig(repo_id=repo_id, root=str(dataset_root), episodes=episodes, video_backend=VIDEO_BACKEND),
@@ -77,6 +83,8 @@ def pipeline_config(
         log_freq=schedule.log_freq,
         save_freq=schedule.steps,  # replaced by the explicit schedule below
     )
+    if camera_names:  # LeRobot saves it in the checkpoint's preprocessor: eval renames the same way
+        config.rename_map = {f"{IMAGES}{role}": f"{IMAGES}{name}" for role, name in camera_names.items()}
     if lora_rank is not None:  # LeRobot's PEFT: the base weights frozen, LoRA adapters of this rank trained
         config.peft = PeftConfig(method_type="LORA", r=lora_rank)
     if schedule.val_split > 0:

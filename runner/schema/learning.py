@@ -26,6 +26,10 @@ class ACTPolicyConfig:
     vision_backbone: str = "resnet18"
     # None keeps training offline; a local torchvision weights name or path opts in.
     pretrained_backbone_weights: str | None = None
+    # Role -> the pretrained model's camera name: fine-tune a policy trained with other camera keys
+    # (observation.images.<role> is fed as observation.images.<name>; LeRobot's rename_map). Checked before
+    # training against pretrained_path's inputs; kept with the checkpoint, so eval applies it too.
+    camera_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,6 +45,10 @@ class DiffusionPolicyConfig:
     vision_backbone: str = "resnet18"
     pretrained_backbone_weights: str | None = None
     num_train_timesteps: int = bounded(100, ge=1)
+    # Role -> the pretrained model's camera name: fine-tune a policy trained with other camera keys
+    # (observation.images.<role> is fed as observation.images.<name>; LeRobot's rename_map). Checked before
+    # training against pretrained_path's inputs; kept with the checkpoint, so eval applies it too.
+    camera_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +73,10 @@ class SmolVLAPolicyConfig:
     # Fine-tune pretrained_path with LoRA adapters of this rank (LeRobot's PEFT): the base weights stay frozen,
     # the adapters and LeRobot's default modules train. null: fine-tune every trainable weight.
     lora_rank: int | None = bounded(None, ge=1)
+    # Role -> the pretrained model's camera name: fine-tune a policy trained with other camera keys
+    # (observation.images.<role> is fed as observation.images.<name>; LeRobot's rename_map). Checked before
+    # training against pretrained_path's inputs; kept with the checkpoint, so eval applies it too.
+    camera_names: dict[str, str] = field(default_factory=dict)
 
 
 # --- train / eval ------------------------------------------------------------------------------------

@@ -241,8 +241,10 @@ def test_wandb_offline_never_writes_the_key(recorded):
 
 @pytest.mark.slow
 def test_validation_loss_on_held_out_episodes_reaches_metrics_run_json_the_plot_and_compare(recorded):
+    [two_episodes] = [d for d in run_dirs(recorded) if "-record-" in d.name][:1]  # the module's own recording
     before = set(_train_runs(recorded))
-    result = _train(recorded, "train.steps=4", "train.save_freq=2", "train.val_split=0.5", *TINY_ACT)
+    result = _train(recorded, f"dataset_run={two_episodes.name}", "train.steps=4", "train.save_freq=2",
+                    "train.val_split=0.5", *TINY_ACT)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     [run_dir] = set(_train_runs(recorded)) - before
     assert "Train/eval split: 1 train, 1 eval" in (run_dir / "run.log").read_text(), "LeRobot held one episode out"
@@ -264,3 +266,41 @@ def test_validation_loss_on_held_out_episodes_reaches_metrics_run_json_the_plot_
     assert row["checkpoint_step"] == 4 and row["val_loss"] == held_out[4]
     shown = run_runner("compare", "latest:eval", env=env)
     assert "val loss" in shown.stdout and f"{held_out[4]:.4f}" in shown.stdout
+
+
+@pytest.mark.slow
+def test_camera_names_map_a_recordings_roles_onto_a_pretrained_models_cameras(recorded, tmp_path):
+    """A base model trained with wrist+side, fine-tuned on a recording with side+top: refused naming both lists
+    until policy.camera_names maps top onto wrist; the fine-tuned checkpoint then evaluates with side+top."""
+    env = {"RUNNER_OUTPUTS": str(recorded)}
+    [wrist_side] = [d for d in run_dirs(recorded) if "-record-" in d.name][:1]  # the module's recording
+    before = set(_train_runs(recorded))
+    base_train = _train(recorded, f"dataset_run={wrist_side.name}", "train.steps=2", "train.save_freq=2", *TINY_ACT)
+    assert base_train.returncode == 0, base_train.stderr[-3000:]
+    [base] = set(_train_runs(recorded)) - before
+    pretrained = base / "train" / "checkpoints" / "000002" / "pretrained_model"
+    # A cameras option of the user's own, in a config dir Hydra searches beside conf/.
+    (tmp_path / "cameras").mkdir()
+    camera = "{type: sim, width: 64, height: 48, fps: 30}"
+    (tmp_path / "cameras" / "side_top.yaml").write_text(f"side: {camera}\ntop: {camera}\n")
+    side_top = [f"hydra.searchpath=[file://{tmp_path}]", "cameras=side_top"]
+    recorded_top = run_runner("record", "experiment=sim_demo", *side_top, "episode.num_episodes=1",
+                              "episode.episode_time_s=1", env=env, timeout=600)  # fmt: skip
+    assert recorded_top.returncode == 0, recorded_top.stderr[-3000:]
+    [top_run] = [d for d in run_dirs(recorded) if "-record-" in d.name and d.name > wrist_side.name][-1:]
+    fine_tune = [f"dataset_run={top_run.name}", f"policy.pretrained_path={pretrained}", "train.steps=2",
+                 "train.save_freq=2", *TINY_ACT]  # fmt: skip
+
+    runs_before = run_dirs(recorded)
+    refused = _train(recorded, *fine_tune)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert run_dirs(recorded) == runs_before, "refused before any run is made"
+    assert "`policy.camera_names`" in refused.stderr and "['side', 'top']" in refused.stderr
+    assert "['side', 'wrist']" in refused.stderr
+
+    result = _train(recorded, *fine_tune, "+policy.camera_names={top: wrist}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    tuned = sorted(_train_runs(recorded))[-1]
+    evaluated = run_runner("eval", "experiment=sim_demo", *side_top, f"policy_run={tuned.name}", "eval.n_episodes=1",
+                           "episode.episode_time_s=1", "eval.videos=0", env=env, timeout=600)  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]

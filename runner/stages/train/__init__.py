@@ -208,6 +208,7 @@ def train(cfg: DictConfig, ctx: StageContext) -> None:
                     val_every=cfg.train.val_every or math.gcd(*schedule_steps),
                 ),
                 wandb=cfg.train.wandb.value, lora_rank=cfg.policy.get("lora_rank"),
+                camera_names=dict(cfg.policy.get("camera_names") or {}),
             )  # fmt: skip
             training.train(config, schedule_steps, hooks, processes)
         else:

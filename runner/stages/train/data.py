@@ -19,6 +19,7 @@ from runner.core.errors import ConfigError
 from runner.hub import refs
 
 IMAGE_POLICIES = ("act", "diffusion", "smolvla")
+IMAGES = "observation.images."
 GIVE_DATASET = "give a record or dataset run (dataset_run=latest or an id) or a Hub dataset (dataset_run=hf:OWNER/NAME)"
 
 
@@ -137,6 +138,36 @@ def _check_validation_split(val_split: float, rows: list[dict], episodes: list[i
         )
 
 
+def _check_camera_names(cfg: DictConfig, policy: dict[str, Any], info: dict) -> None:
+    """A pretrained model reads the camera names it was trained with: the recording's roles, renamed by
+    policy.camera_names, must be exactly those (LeRobot would fail mid-start, or train on the wrong view)."""
+    from runner.lerobot_adapter.evaluation import policy_type_and_inputs
+
+    names = dict(cfg.policy.get("camera_names") or {})
+    if not policy.get("pretrained_path"):
+        if names:
+            raise ConfigError("policy.camera_names", "renames cameras for a pretrained model, and "
+                              "policy.pretrained_path is not set", "set it, or drop camera_names")  # fmt: skip
+        return
+    roles = sorted(k.removeprefix(IMAGES) for k in info["features"] if k.startswith(IMAGES))
+    unknown = sorted(set(names) - set(roles))
+    if unknown:
+        raise ConfigError("policy.camera_names", f"names cameras {unknown} the recording does not have",
+                          f"its cameras: {roles}")  # fmt: skip
+    _, model_inputs = policy_type_and_inputs(Path(policy["pretrained_path"]))
+    expected = sorted(k.removeprefix(IMAGES) for k in model_inputs if k.startswith(IMAGES))
+    fed = sorted(names.get(role, role) for role in roles)
+    if fed != expected:
+        mapping = ", ".join(f"{r} -> {names.get(r, r)}" for r in roles)
+        raise ConfigError(
+            "policy.camera_names",
+            f"feeds the pretrained model cameras {fed} ({mapping}), and it was trained with {expected}",
+            f"map each recorded role to one of {expected}, e.g. policy.camera_names={{{roles[0]}: {expected[0]}}}"
+            if roles and expected
+            else "record with the cameras the model expects",
+        )
+
+
 def _check_policy_inputs(cfg: DictConfig, infos: list[dict], ids: list[str]) -> None:
     features = infos[0]["features"]
     for info, run_id in zip(infos[1:], ids[1:], strict=True):
@@ -191,6 +222,7 @@ def training_data(cfg: DictConfig, ctx: StageContext, device: str) -> TrainingDa
     episodes = select_episodes(rows, offset, cfg.train)
     _check_validation_split(cfg.train.val_split, rows, episodes if episodes is not None else list(range(offset)))
     policy_fields, inputs = _pretrained(cfg)
+    _check_camera_names(cfg, policy_fields, infos[0])
     try:
         policy = training.policy_config(policy_fields, device)
     except Exception as error:  # LeRobot's own checks of its policy config (draccus, __post_init__)
