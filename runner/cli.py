@@ -47,6 +47,12 @@ STAGES: dict[str, Stage] = {
         uses=("robot", "cameras", "host", "task", "episode", "eval"),
         expand="runner.stages.eval.policies:expand_checkpoints",
     ),
+    "serve": Stage(
+        "serve",
+        "serve a policy to a robot on another machine (LeRobot's async inference; loopback unless TLS and a token)",
+        "runner.stages.serve:serve",
+        uses=("serve", "episode"),
+    ),
     "pipeline": Stage(
         "pipeline",
         "record -> train -> eval sweep over the checkpoints -> compare, each its own run (resume= skips done ones)",

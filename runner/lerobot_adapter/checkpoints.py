@@ -9,7 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-from runner.core import layout
+from runner.core import layout, outputs
+from runner.core.errors import ConfigError
 
 CHECKPOINTS = "checkpoints"
 PRETRAINED = "pretrained_model"
@@ -75,3 +76,29 @@ def validation_loss(folder: Path) -> float | None:
     """A checkpoint's loss on the episodes its training held out (train.val_split), when it measured one."""
     lineage = folder / LINEAGE
     return json.loads(lineage.read_text()).get("val_loss") if lineage.exists() else None
+
+
+def train_checkpoints(outputs_root: Path, ref: str) -> tuple[outputs.RunInfo, dict[int, Path]]:
+    """The train run ``policy_run`` names and its complete checkpoints by step; a miss names the key."""
+    try:
+        train = outputs.resolve_run(outputs_root, ref, stage="train")
+    except outputs.RunReferenceError as error:
+        raise ConfigError("policy_run", str(error).rstrip("."), "give a train run id (see `runner runs`)") from None
+    available = checkpoints(train.path / layout.TRAIN_DIR)
+    if not available:
+        raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
+    return train, available
+
+
+def checkpoint_step(wanted: str, available: dict[int, Path], train_run: str, key: str = "eval.checkpoint") -> int:
+    """The step ``key`` names (a step or last) among a train run's complete checkpoints."""
+    if wanted == "last":
+        return max(available)
+    if wanted.isdigit() and int(wanted) in available:
+        return int(wanted)
+    raise ConfigError(
+        key,
+        f"is {wanted}, which is not a checkpoint of train run {train_run} (available: "
+        f"{', '.join(map(str, sorted(available)))})",
+        "pick one of those steps, last, or all",
+    )

@@ -38,6 +38,7 @@ from runner.schema.learning import (
     TrainConfig,
 )
 from runner.schema.recording import DatasetConfig, EpisodeConfig, TaskConfig
+from runner.schema.serving import ServeConfig
 
 # --- paths and root ----------------------------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class RunnerConfig:
     display: bool = False
     sweep: SweepConfig = field(default_factory=SweepConfig)
     pipeline: PipelineConfig = MISSING
+    serve: ServeConfig = MISSING
     # Before an evaluation (in simulation; on a real arm see the README): each camera's view against the
     # training recording's. refuse: a moved camera or a changed scene stops the session before it starts.
     scene_check: SceneCheckMode = SceneCheckMode.refuse

@@ -28,6 +28,7 @@ GROUPS = (
     "train",
     "eval",
     "pipeline",
+    "serve",
     "paths",
 )
 

@@ -12,13 +12,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.core import layout, outputs
+from runner.core import layout
 from runner.core.command_line import compose_without_sweeps
 from runner.core.context import StageContext
 from runner.core.errors import ConfigError
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
 from runner.hub.refs import policy_folder
-from runner.lerobot_adapter.checkpoints import PRETRAINED, checkpoints, training_dataset
+from runner.lerobot_adapter.checkpoints import PRETRAINED, checkpoint_step, train_checkpoints, training_dataset
 from runner.schema.devices import SIM_ROBOT, is_simulated
 
 HELD_OUT_SEED = 10_000
@@ -52,18 +52,6 @@ def eval_seeds(cfg: DictConfig) -> list[int]:
             "eval.n_episodes", f"is {n}, but eval.seeds lists only {len(seeds)}", "list more seeds, or lower n_episodes"
         )
     return seeds[:n]
-
-
-def train_checkpoints(outputs_root: Path, ref: str) -> tuple[outputs.RunInfo, dict[int, Path]]:
-    """The train run ``policy_run`` names and its complete checkpoints by step; a miss names the key."""
-    try:
-        train = outputs.resolve_run(outputs_root, ref, stage="train")
-    except outputs.RunReferenceError as error:
-        raise ConfigError("policy_run", str(error).rstrip("."), "give a train run id (see `runner runs`)") from None
-    available = checkpoints(train.path / layout.TRAIN_DIR)
-    if not available:
-        raise ConfigError("policy_run", f"names train run {train.id}, which has no complete checkpoint", "train first")
-    return train, available
 
 
 def expand_checkpoints(args: list[str]) -> list[str]:
@@ -149,20 +137,6 @@ def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySou
         raise ConfigError("eval.checkpoint", "is all, which needs a sweep", "run `runner eval eval.checkpoint=all`")
     step = checkpoint_step(wanted, available, train.id)
     return PolicySource(available[step] / PRETRAINED, train.id, step)
-
-
-def checkpoint_step(wanted: str, available: dict[int, Path], train_run: str) -> int:
-    """The step ``eval.checkpoint`` names (a step or last) among a train run's complete checkpoints."""
-    if wanted == "last":
-        return max(available)
-    if wanted.isdigit() and int(wanted) in available:
-        return int(wanted)
-    raise ConfigError(
-        "eval.checkpoint",
-        f"is {wanted}, which is not a checkpoint of train run {train_run} (available: "
-        f"{', '.join(map(str, sorted(available)))})",
-        "pick one of those steps, last, or all",
-    )
 
 
 def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[str]]:

@@ -1,0 +1,208 @@
+"""`runner serve`: LeRobot's policy server behind runner's gRPC set-up, spoken to with LeRobot's own protocol
+(its message classes, its chunked observation stream), from the socket up."""
+
+import ipaddress
+import json
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from conftest import REPO, run_dirs, run_runner
+from lerobot.async_inference.helpers import RemotePolicyConfig, TimedObservation
+from lerobot.transport import services_pb2, services_pb2_grpc
+from lerobot.transport.utils import send_bytes_in_chunks
+
+from runner.serving.security import client_channel
+
+pytestmark = pytest.mark.xdist_group("trained")
+TOKEN = "serveToken_3f9a61c2d8"
+ADDRESS = re.compile(r" on (\S+):(\d+)")
+
+
+class _WritesAFile:
+    """A pickle that creates a file when it is loaded: proof of whether the server unpickled it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _start(outputs: Path, *overrides: str, env: dict | None = None) -> tuple[subprocess.Popen, str, int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "serve", "experiment=sim_demo", "serve.port=0", *overrides],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "RUNNER_OUTPUTS": str(outputs), **(env or {})},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        lines.append(line)
+        if line.startswith("runner serve:"):
+            host, port = ADDRESS.search(line).groups()
+            return process, host, int(port)
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise AssertionError("runner serve did not start:\n" + "".join(lines)[-3000:])
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-3000:]
+    return err
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses of the sockets listening on ``port``, read from the kernel's tables (an IPv6 socket
+    bound to an IPv4-mapped address is shown as the IPv4 address)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            hex_address, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            # The kernel prints each 32-bit word of the address in host (little-endian) order.
+            raw = b"".join(bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8))
+            address = ipaddress.ip_address(raw)
+            mapped = getattr(address, "ipv4_mapped", None)
+            found.append(str(mapped or address))
+    return found
+
+
+def _features(trained: Path, drop_camera: bool = False) -> tuple[dict, list[str], list[str]]:
+    """The recording's observation features in LeRobot's dataset form (what its robot client sends)."""
+    [info] = trained.rglob("dataset/meta/info.json")
+    features = json.loads(info.read_text())["features"]
+    joints = features["observation.state"]["names"]
+    cameras = sorted(k.rsplit(".", 1)[-1] for k in features if k.startswith("observation.images."))
+    if drop_camera:
+        cameras = cameras[:-1]
+    sent = {"observation.state": {"dtype": "float32", "shape": (len(joints),), "names": joints}}
+    for role in cameras:
+        shape = features[f"observation.images.{role}"]["shape"]
+        sent[f"observation.images.{role}"] = {"dtype": "image", "shape": tuple(shape), "names": None}
+    return sent, joints, cameras
+
+
+def _handshake(stub, features: dict, metadata=()) -> None:
+    stub.Ready(services_pb2.Empty(), metadata=metadata)
+    instructions = RemotePolicyConfig("act", "named-by-the-client", features, 5, "cpu")
+    stub.SendPolicyInstructions(services_pb2.PolicySetup(data=pickle.dumps(instructions)), metadata=metadata)
+
+
+def _one_chunk(stub, features: dict, joints: list[str], cameras: list[str], metadata=()):
+    observation = {joint: 0.0 for joint in joints} | {"task": "pick"}
+    for role in cameras:
+        height, width, _ = features[f"observation.images.{role}"]["shape"]
+        observation[role] = np.zeros((height, width, 3), dtype=np.uint8)
+    timed = TimedObservation(timestamp=time.time(), observation=observation, timestep=0, must_go=True)
+    stub.SendObservations(send_bytes_in_chunks(pickle.dumps(timed), services_pb2.Observation), metadata=metadata)
+    return pickle.loads(stub.GetActions(services_pb2.Empty(), metadata=metadata).data)
+
+
+@pytest.mark.slow
+def test_default_server_listens_on_loopback_only_and_checks_the_handshake(trained, tmp_path):
+    outputs = tmp_path / "outputs"
+    process, host, port = _start(outputs, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}")
+    try:
+        assert host == "127.0.0.1"
+        assert _listening(port) == ["127.0.0.1"], "the server must listen on IPv4 loopback only"
+        stub = services_pb2_grpc.AsyncInferenceStub(grpc.insecure_channel(f"{host}:{port}"))
+        features, joints, cameras = _features(trained)
+        wrong, _, _ = _features(trained, drop_camera=True)
+        with pytest.raises(grpc.RpcError) as refused:
+            _handshake(stub, wrong)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        detail = refused.value.details()
+        assert f"cameras [{', '.join(cameras)}]" in detail, detail
+        assert f"the client has cameras [{', '.join(cameras[:-1])}]" in detail, detail
+        _handshake(stub, features)
+        chunk = _one_chunk(stub, features, joints, cameras)
+        assert len(chunk) == 5 and chunk[0].get_action().shape == (len(joints),)
+        assert [a.get_timestep() for a in chunk] == [0, 1, 2, 3, 4]
+    finally:
+        _stop(process)
+    record = json.loads((_serve_run(trained, port) / "run.json").read_text())
+    assert record["status"] == "succeeded"
+    assert record["serve"]["address"] == f"127.0.0.1:{port}" and record["serve"]["tls"] is None
+    handshakes = [c["handshake"] for c in record["serve"]["clients"]]
+    assert handshakes[0].startswith("refused: has cameras") and handshakes[-1] == "accepted"
+    assert record["serve"]["clients"][-1]["chunks"] == 1
+
+
+def _serve_run(outputs: Path, port: int) -> Path:
+    """The serve run that bound ``port``."""
+    for run in run_dirs(outputs):
+        record = json.loads((run / "run.json").read_text())
+        if record["stage"] == "serve" and record.get("serve", {}).get("address", "").endswith(f":{port}"):
+            return run
+    raise AssertionError(f"no serve run bound port {port}")
+
+
+def _train_run(trained: Path) -> str:
+    [train] = [d for d in run_dirs(trained) if json.loads((d / "run.json").read_text())["stage"] == "train"]
+    return train.name
+
+
+def test_a_public_address_without_tls_and_token_is_refused_before_anything_runs(tmp_path):
+    outputs = tmp_path / "outputs"
+    result = run_runner("serve", "serve.host=0.0.0.0", env={"RUNNER_OUTPUTS": str(outputs)})
+    assert result.returncode != 0
+    assert "serve.host" in result.stderr and "serve.tls=true and a token" in result.stderr
+    result = run_runner("serve", "serve.host=0.0.0.0", "serve.tls=true", env={"RUNNER_OUTPUTS": str(outputs)})
+    assert result.returncode != 0 and "without a token" in result.stderr
+    assert not outputs.exists() or not run_dirs(outputs)
+
+
+@pytest.mark.slow
+def test_tls_and_token_refuse_a_client_before_its_bytes_are_unpickled(trained, tmp_path):
+    env = {"RUNNER_SERVE_TOKEN": TOKEN}
+    process, _, port = _start(
+        tmp_path, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}", "serve.host=0.0.0.0",
+        "serve.tls=true", env=env,
+    )  # fmt: skip
+    proof = tmp_path / "unpickled"
+    try:
+        run = _serve_run(trained, port)
+        certificate = (run / "serve" / "server.crt").read_bytes()
+        address = f"127.0.0.1:{port}"
+        payload = services_pb2.PolicySetup(data=pickle.dumps(_WritesAFile(proof)))
+        for token in (None, "not-the-token"):
+            stub = services_pb2_grpc.AsyncInferenceStub(client_channel(address, certificate, token))
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.SendPolicyInstructions(payload)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert not proof.exists(), "a refused client's bytes were unpickled"
+        with pytest.raises(grpc.RpcError) as plain:  # TLS is on: a plaintext client never gets a reply
+            services_pb2_grpc.AsyncInferenceStub(grpc.insecure_channel(address)).Ready(services_pb2.Empty(), timeout=5)
+        assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+        stub = services_pb2_grpc.AsyncInferenceStub(client_channel(address, certificate, TOKEN))
+        features, joints, cameras = _features(trained)
+        _handshake(stub, features)
+        assert len(_one_chunk(stub, features, joints, cameras)) == 5
+    finally:
+        log = _stop(process)
+    record = json.loads((run / "run.json").read_text())
+    assert record["serve"]["auth"] == {"required": True, "from": "$RUNNER_SERVE_TOKEN"}
+    openssl = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=certificate,
+                             capture_output=True, check=True)  # fmt: skip
+    assert openssl.stdout.decode().strip().split("=")[1] == record["serve"]["tls"]["sha256_fingerprint"]
+    assert "refused" in log
+    assert "refused" in (run / "run.log").read_text()
+    assert not (REPO / "logs").exists(), "LeRobot's own log files must not appear in the working directory"
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), f"the token was written to {path}"
