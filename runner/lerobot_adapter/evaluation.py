@@ -90,6 +90,34 @@ def load_policy(folder: Path, device: str) -> LoadedPolicy:
     return LoadedPolicy(policy, preprocessor, postprocessor, folder)
 
 
+def remote_policy(
+    folder: Path, settings: Any, cameras: dict[str, tuple[int, int]], joints: list[str], token: str | None
+):
+    """The policy of ``folder`` as served by a ``runner serve`` server (``settings``: the eval config), connected
+    and its handshake passed; LeRobot's rollout drives it with identity processors (the server applies the
+    policy's own)."""
+    from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
+
+    from runner.lerobot_adapter.remote_policy import RemotePolicy
+
+    policy_type, _ = policy_type_and_inputs(folder)
+    features = {"observation.state": {"dtype": "float32", "shape": (len(joints),), "names": joints}}
+    for role, (width, height) in cameras.items():
+        features[f"observation.images.{role}"] = {"dtype": "image", "shape": (height, width, 3), "names": None}
+    action_dim = json.loads((folder / PRETRAINED_CONFIG).read_text())["output_features"]["action"]["shape"][0]
+    certificate = Path(settings.server_cert).expanduser().read_bytes() if settings.server_cert else None
+    remote = RemotePolicy(
+        settings.server, policy_type, features, action_dim, settings.actions_per_chunk,
+        settings.chunk_size_threshold, settings.aggregate.value, settings.stale_action_s, certificate, token,
+        weights_sha256(folder),
+    )  # fmt: skip
+    remote.connect()
+    postprocessor = PolicyProcessorPipeline(
+        steps=[], to_transition=policy_action_to_transition, to_output=transition_to_policy_action
+    )
+    return LoadedPolicy(remote, PolicyProcessorPipeline(steps=[]), postprocessor, folder)
+
+
 def weights_sha256(folder: Path) -> str:
     """The sha256 of a policy folder's weights file: which bytes were evaluated."""
     digest = hashlib.sha256()

@@ -20,9 +20,10 @@ from typing import Any
 import grpc
 
 from runner.core.errors import ConfigError
-from runner.lerobot_adapter.evaluation import LoadedPolicy, policy_type_and_inputs, renamed_inputs
+from runner.lerobot_adapter.evaluation import LoadedPolicy, policy_type_and_inputs, renamed_inputs, weights_sha256
 
 ACTION_DIM_METADATA = "x-runner-action-dim"  # runner's clients say how many joints they command
+WEIGHTS_METADATA = "x-runner-weights-sha256"  # and which checkpoint they evaluate (its weights' sha256)
 
 
 def _quiet_lerobot_loggers() -> None:
@@ -74,6 +75,7 @@ class GuardedPolicyServer(PolicyServer):
         self.cameras = sorted(name.rsplit(".", 1)[-1] for name in inputs if name.startswith("observation.images."))
         self.state_dim = (inputs.get("observation.state") or [0])[0]
         self.action_dim = int(loaded.policy.config.output_features["action"].shape[0])
+        self.weights_sha256 = weights_sha256(loaded.folder)
         self._fed_as = {model: fed for fed, model in renamed_inputs(loaded.folder).items()}
         self.clients: list[ServedClient] = []
         self._lock = threading.Lock()
@@ -112,7 +114,7 @@ class GuardedPolicyServer(PolicyServer):
             client.handshake = f"refused: sent a {type(asked).__name__}, not policy instructions"
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"runner serve: {client.handshake}")
         metadata = dict(context.invocation_metadata() or ())
-        problems = self._mismatches(asked, metadata.get(ACTION_DIM_METADATA))
+        problems = self._mismatches(asked, metadata.get(ACTION_DIM_METADATA), metadata.get(WEIGHTS_METADATA))
         if problems:
             client.handshake = "refused: " + "; ".join(problems)
             log.warning("client %s refused at the handshake: %s", context.peer(), "; ".join(problems))
@@ -129,7 +131,7 @@ class GuardedPolicyServer(PolicyServer):
         )  # fmt: skip
         return services_pb2.Empty()
 
-    def _mismatches(self, asked: RemotePolicyConfig, action_dim: str | None) -> list[str]:
+    def _mismatches(self, asked: RemotePolicyConfig, action_dim: str | None, weights: str | None) -> list[str]:
         features = asked.lerobot_features or {}
         cameras = sorted(k.rsplit(".", 1)[-1] for k in features if k.startswith("observation.images."))
         state = features.get("observation.state", {}).get("shape", [0])
@@ -142,6 +144,8 @@ class GuardedPolicyServer(PolicyServer):
             problems.append(f"sends a state of {int(state[0])}")
         if action_dim is not None and int(action_dim) != self.action_dim:
             problems.append(f"commands {action_dim} joints")
+        if weights and weights != self.weights_sha256:
+            problems.append(f"evaluates other weights (sha256 {weights[:12]}, served {self.weights_sha256[:12]})")
         return problems
 
     def SendObservations(self, request_iterator, context):

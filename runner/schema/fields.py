@@ -30,6 +30,20 @@ class CheckMode(StrEnum):
     error = "error"
 
 
+class Inference(StrEnum):
+    local = "local"  # the policy runs in this process
+    remote = "remote"  # on a `runner serve` server (LeRobot's async inference)
+
+
+class ChunkAggregate(StrEnum):
+    """LeRobot's async-inference aggregate functions (lerobot.async_inference.configs.AGGREGATE_FUNCTIONS)."""
+
+    weighted_average = "weighted_average"
+    latest_only = "latest_only"
+    average = "average"
+    conservative = "conservative"
+
+
 class SceneCheckMode(StrEnum):
     """What a scene that changed since the recording does to a session: refuse to start it, warn, or nothing."""
 

@@ -5,7 +5,16 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from runner.schema.fields import CheckMode, Device, Launcher, MixedPrecision, WandbMode, bounded
+from runner.schema.fields import (
+    CheckMode,
+    ChunkAggregate,
+    Device,
+    Inference,
+    Launcher,
+    MixedPrecision,
+    WandbMode,
+    bounded,
+)
 
 # --- policy ------------------------------------------------------------------------------------------
 
@@ -142,6 +151,19 @@ class EvalConfig:
     camera_check: CheckMode = CheckMode.error
     # Real robot: the seed of the blinded trial order; null draws one (recorded in run.json to audit it).
     order_seed: int | None = None
+    # Where the policy runs: here (local), or on a `runner serve` server at eval.server=HOST:PORT (remote),
+    # verified with its certificate (eval.server_cert: the serve run's serve/server.crt) when it uses TLS, and
+    # the token from $RUNNER_SERVE_TOKEN when it asks for one.
+    inference: Inference = Inference.local
+    server: str | None = None
+    server_cert: str | None = None
+    # Remote: LeRobot's RobotClient chunking. Actions per chunk; the fraction of a chunk left in the queue at
+    # which the next observation is sent; how a new chunk merges with the queued actions of the same steps.
+    actions_per_chunk: int = bounded(50, ge=1)
+    chunk_size_threshold: float = bounded(0.5, ge=0, le=1)
+    aggregate: ChunkAggregate = ChunkAggregate.weighted_average
+    # Remote: no fresh action for this long ends the episode as aborted (the server died or the link dropped).
+    stale_action_s: float = bounded(2.0, gt=0)
 
 
 @dataclass

@@ -206,3 +206,43 @@ def test_tls_and_token_refuse_a_client_before_its_bytes_are_unpickled(trained, t
     for path in run.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), f"the token was written to {path}"
+
+
+def _episodes(run: Path) -> list[dict]:
+    import csv
+
+    with open(run / "eval" / "episodes.csv") as table:
+        return list(csv.DictReader(table))
+
+
+def _last_eval(root: Path) -> Path:
+    return max((d for d in run_dirs(root) if "-eval-" in d.name), key=lambda d: d.name)
+
+
+@pytest.mark.slow
+def test_remote_eval_on_the_simulator_matches_local_inference_on_the_same_seeds(trained, tmp_path):
+    """With a new chunk asked only when the queue is empty and chunks as long as the policy's own, the remote
+    policy acts exactly as the local one: the same actions on the same observations, so the same episodes."""
+    common = ["experiment=sim_demo", "eval.checkpoint=last", "eval.n_episodes=2", "episode.episode_time_s=1",
+              "eval.videos=0", f"policy_run={_train_run(trained)}"]  # fmt: skip
+    env = {"RUNNER_OUTPUTS": str(trained)}
+    local = run_runner("eval", *common, env=env, timeout=600)
+    assert local.returncode == 0, local.stderr[-3000:]
+    local_run = _last_eval(trained)
+    process, host, port = _start(trained, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}")
+    try:
+        chunking = ["eval.chunk_size_threshold=0", "eval.actions_per_chunk=5"]
+        remote = run_runner("eval", *common, "eval.inference=remote", f"eval.server={host}:{port}", *chunking,
+                            env=env, timeout=600)  # fmt: skip
+        assert remote.returncode == 0, remote.stderr[-3000:]
+    finally:
+        _stop(process)
+    remote_run = _last_eval(trained)
+    assert remote_run != local_run
+    mine, theirs = _episodes(local_run), _episodes(remote_run)
+    assert [(e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in mine] == [
+        (e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in theirs
+    ]
+    assert all(float(e["latency_ms_p50"]) > 0 for e in theirs)
+    metrics = json.loads((remote_run / "eval" / "metrics.json").read_text())
+    assert metrics["inference"] == "remote" and metrics["latency_ms_p50"] > 0

@@ -16,6 +16,8 @@ from runner.stats import wilson_interval
 log = logging.getLogger("runner.eval")
 
 EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "steps", "seconds", "sum_reward", "wall_s"]
+# Remote inference adds each episode's link: observation-to-action latency, chunk round trip, underruns, rate.
+REMOTE_COLUMNS = [*EPISODE_COLUMNS, "latency_ms_p50", "latency_ms_p99", "chunk_rtt_ms_p50", "underruns", "control_hz"]
 # A real-robot session adds where the episode fell in the blinded order and how the operator ended it.
 ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
 
