@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import runner.sim  # noqa: F401  (picks MuJoCo's GL backend before any test imports mujoco)
 
 REPO = Path(__file__).resolve().parent.parent
+SERVED_AT = re.compile(r" on (\S+):(\d+)")  # `runner serve: ... on HOST:PORT`
 PROBE = REPO / "tests" / "probe_stage.py"
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -47,6 +49,37 @@ def run_runner(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | N
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def start_server(
+    outputs: Path, *overrides: str, env: dict | None = None, port: int = 0
+) -> tuple[subprocess.Popen, str, int]:
+    """`runner serve` of the sim_demo experiment on ``port`` (0: a free one), once it printed the address it bound."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner", "serve", "experiment=sim_demo", f"serve.port={port}", *overrides],
+        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "RUNNER_OUTPUTS": str(outputs), **(env or {})},
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        lines.append(line)
+        if line.startswith("runner serve:"):
+            host, port = SERVED_AT.search(line).groups()
+            return process, host, int(port)
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise AssertionError("runner serve did not start:\n" + "".join(lines)[-3000:])
+
+
+def stop_server(process: subprocess.Popen) -> str:
+    """SIGTERM: the server ends its run as succeeded; its log."""
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-3000:]
+    return err
 
 
 def run_probe(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | None = None):

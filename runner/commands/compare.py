@@ -27,9 +27,11 @@ ALPHA = 0.05
 TEST_NAME = "one-sided Fisher exact test on the success counts, alpha 0.05"
 # Config keys that say where or how a run was started, not what was evaluated.
 NOISE_KEYS = ("paths.", "sweep.", "resume", "eval.checkpoint", "pipeline.", "hydra.")
+# Remote inference (eval.inference=remote): the link each run's actions came over; None for a local policy.
+LINK_METRICS = ["inference", "latency_ms_p50", "latency_ms_p99", "underruns", "control_hz"]
 METRIC_COLUMNS = ["run", "policy", "checkpoint_step", "n_episodes", "successes", "success_rate", "ci95_lo",
                   "ci95_hi", "mean_sum_reward", "mean_episode_s", "val_loss", "best", "p_vs_best",
-                  "lead_significant", "comparable"]  # fmt: skip
+                  "lead_significant", "comparable", *LINK_METRICS]  # fmt: skip
 
 
 @dataclass
@@ -60,7 +62,8 @@ class Row:
             "mean_sum_reward": self.metrics["mean_sum_reward"], "mean_episode_s": self.metrics["mean_episode_s"],
             "val_loss": self.metrics.get("val_loss"), "best": self.best,
             "p_vs_best": None if self.p_vs_best is None else float(f"{self.p_vs_best:.4g}"),
-            "lead_significant": significant, "comparable": self.comparable, **self.differing,
+            "lead_significant": significant, "comparable": self.comparable,
+            **{key: self.metrics.get(key) for key in LINK_METRICS}, **self.differing,
         }  # fmt: skip
 
 
@@ -205,9 +208,13 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
     from rich.table import Table
 
     table = Table(title="eval runs compared", title_justify="left")
+    remote = any(row.metrics.get("inference") == "remote" for row in rows)
+    link = ["latency p50/p99 ms", "underruns", "Hz"] if remote else []
     for column in ["run", "policy", "step", "n", "succ.", "rate", "95 % CI", "reward", "ep. s", "val loss", "vs best"]:
         numeric = column in ("step", "n", "succ.", "rate", "reward", "ep. s", "val loss")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    for column in link:
+        table.add_column(column, justify="right", no_wrap=True)
     for column in differing:  # config values may be long paths: these columns wrap
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -223,7 +230,7 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
             str(m["successes"]), f"{m['success_rate']:.0%}", f"{m['ci95'][0]:.0%}-{m['ci95'][1]:.0%}",
             f"{m['mean_sum_reward']:.2f}", f"{m['mean_episode_s']:.1f}",
             "" if m.get("val_loss") is None else f"{m['val_loss']:.4f}", verdict,
-            *(str(row.differing.get(k)) for k in differing),
+            *(_link_cells(m) if remote else ()), *(str(row.differing.get(k)) for k in differing),
             style="bold" if row.best else None,
         )  # fmt: skip
     # Piped into a file or a log, rich would squeeze the table into 80 columns.
@@ -232,6 +239,13 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
     console.print(f"vs best: {TEST_NAME}; * marks a lead that is significant.")
     if skipped:
         console.print(f"left out (no metrics): {', '.join(skipped)}")
+
+
+def _link_cells(metrics: dict) -> tuple[str, str, str]:
+    if metrics.get("inference") != "remote":
+        return "local", "", ""
+    return (f"{metrics['latency_ms_p50']}/{metrics['latency_ms_p99']}", str(metrics["underruns"]),
+            str(metrics["control_hz"]))  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:

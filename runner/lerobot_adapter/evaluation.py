@@ -34,6 +34,7 @@ from lerobot.utils.io_utils import write_video
 
 from runner.lerobot_adapter.checkpoints import PRETRAINED_CONFIG
 from runner.lerobot_adapter.datasets import merge
+from runner.lerobot_adapter.remote_policy import RemoteLost, RemotePolicy
 
 log = logging.getLogger("runner.eval")
 
@@ -98,8 +99,6 @@ def remote_policy(
     policy's own)."""
     from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
 
-    from runner.lerobot_adapter.remote_policy import RemotePolicy
-
     policy_type, _ = policy_type_and_inputs(folder)
     features = {"observation.state": {"dtype": "float32", "shape": (len(joints),), "names": joints}}
     for role, (width, height) in cameras.items():
@@ -161,11 +160,14 @@ def rollout(
     videos: int,
     rollouts_dir: Path | None,
     on_episode: Callable[[int, EpisodeOutcome], None],
+    on_lost: Callable[[int, RemoteLost], LoadedPolicy] | None = None,
 ) -> list[EpisodeOutcome]:
     """Run one episode per seed, ``batch_size`` at a time; the first ``videos`` episodes keep their frames.
 
     ``on_episode(index, outcome)`` is called as each batch finishes. With ``rollouts_dir``, every episode is
     recorded by LeRobot's rollout recorder and the parts are merged into one dataset at ``rollouts_dir``.
+    A remote policy whose server is lost mid-batch: ``on_lost(index of the batch's first episode, error)``
+    gives the policy to run the batch again with (or raises), and the lost batch is thrown away.
     """
     batch_size = max(1, min(batch_size, len(seeds)))
     vector_env = gym.vector.SyncVectorEnv([lambda: FreezeAfterEpisodeEnd(make_env()) for _ in range(batch_size)])
@@ -192,12 +194,22 @@ def rollout(
             if rollouts_dir is not None:
                 part = rollouts_dir / ROLLOUT_PARTS / f"{start:06d}"
                 part.parent.mkdir(parents=True, exist_ok=True)
-            started = time.perf_counter()
-            result = lerobot_eval.rollout(
-                vector_env, loaded.policy, *identity, loaded.preprocessor, loaded.postprocessor,
-                seeds=batch, render_callback=collect, recording_dir=part,
-                env_features=features if part is not None else None,
-            )  # fmt: skip
+            while True:
+                started = time.perf_counter()
+                try:
+                    result = lerobot_eval.rollout(
+                        vector_env, loaded.policy, *identity, loaded.preprocessor, loaded.postprocessor,
+                        seeds=batch, render_callback=collect, recording_dir=part,
+                        env_features=features if part is not None else None,
+                    )  # fmt: skip
+                    break
+                except RemoteLost as lost:
+                    if on_lost is None:
+                        raise
+                    frames.clear()
+                    if part is not None:
+                        shutil.rmtree(part, ignore_errors=True)
+                    loaded = on_lost(start, lost)
             wall = (time.perf_counter() - started) / real
             done = result["done"].numpy()
             for slot in range(real):

@@ -21,9 +21,7 @@ import grpc
 
 from runner.core.errors import ConfigError
 from runner.lerobot_adapter.evaluation import LoadedPolicy, policy_type_and_inputs, renamed_inputs, weights_sha256
-
-ACTION_DIM_METADATA = "x-runner-action-dim"  # runner's clients say how many joints they command
-WEIGHTS_METADATA = "x-runner-weights-sha256"  # and which checkpoint they evaluate (its weights' sha256)
+from runner.lerobot_adapter.remote_policy import ACTION_DIM_METADATA, WEIGHTS_METADATA
 
 
 def _quiet_lerobot_loggers() -> None:

@@ -26,12 +26,21 @@ from lerobot.async_inference.helpers import RemotePolicyConfig, TimedAction, Tim
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import send_bytes_in_chunks
 
-from runner.lerobot_adapter.policy_server import ACTION_DIM_METADATA, WEIGHTS_METADATA
 from runner.serving.security import client_channel
+
+ACTION_DIM_METADATA = "x-runner-action-dim"  # runner's clients say how many joints they command
+WEIGHTS_METADATA = "x-runner-weights-sha256"  # and which checkpoint they evaluate (its weights' sha256)
 
 
 class RemoteLost(RuntimeError):
-    """No action arrived within the stale-action timeout: the server died or the link dropped."""
+    """No action arrived within the stale-action timeout: the server died or the link dropped.
+
+    ``idle_s``: how long the arm had been without a new action when the episode was given up.
+    """
+
+    def __init__(self, message: str, idle_s: float) -> None:
+        super().__init__(message)
+        self.idle_s = idle_s
 
 
 class RemoteRefused(RuntimeError):
@@ -95,6 +104,7 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
         self._must_go: int | None = None  # the step of an unanswered must-go observation (the server answers it)
         self._closed = threading.Event()
         self.stats = LinkStats()
+        self._last_action_at = time.monotonic()
         self._receiver: threading.Thread | None = None
 
     def connect(self) -> None:
@@ -110,7 +120,7 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                 raise RemoteRefused(
                     f"the policy server at {self.address} refused this client: {error.details()}"
                 ) from None
-            raise RemoteLost(f"no policy server answers at {self.address} ({error.code().name})") from None
+            raise RemoteLost(f"no policy server answers at {self.address} ({error.code().name})", 0.0) from None
         self._receiver = threading.Thread(target=self._receive, name="runner-remote-actions", daemon=True)
         self._receiver.start()
 
@@ -127,6 +137,7 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
             self._sent_at.clear()
             self._must_go = None
         self.stats = LinkStats()
+        self._last_action_at = time.monotonic()
 
     def select_action(self, batch: dict) -> torch.Tensor:
         """The next action for a batch of one observation (LeRobot's env processing already applied)."""
@@ -144,16 +155,19 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                 timed_out = not self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
                 if (self._closed.is_set() or timed_out) and not self._queue:
                     raise RemoteLost(
-                        f"no action from the policy server at {self.address} for {self._stale_timeout_s:g} s"
+                        f"no action from the policy server at {self.address} for {self._stale_timeout_s:g} s",
+                        self._idle(),
                     )
             step = min(self._queue)
             action = self._queue.pop(step)
             self._latest = step
+        self._last_action_at = time.monotonic()
         self.stats.steps += 1
         return action.unsqueeze(0)
 
     def _send(self, batch: dict, must_go: bool) -> None:
-        observation = {"task": (batch.get("task") or [""])[0]}
+        task = batch.get("task") or ""  # a list of one in LeRobot's env processing, a string in its rollout
+        observation = {"task": task[0] if isinstance(task, list | tuple) else task}
         state = batch["observation.state"][0].detach().cpu().numpy()
         observation |= {joint: float(value) for joint, value in zip(self._joints, state, strict=True)}
         for name, image in batch.items():
@@ -171,7 +185,12 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                 send_bytes_in_chunks(pickle.dumps(timed), services_pb2.Observation), timeout=self._stale_timeout_s
             )
         except grpc.RpcError as error:
-            raise RemoteLost(f"the policy server at {self.address} stopped answering ({error.code().name})") from None
+            raise RemoteLost(
+                f"the policy server at {self.address} stopped answering ({error.code().name})", self._idle()
+            ) from None
+
+    def _idle(self) -> float:
+        return time.monotonic() - self._last_action_at
 
     def _receive(self) -> None:
         while not self._closed.is_set():

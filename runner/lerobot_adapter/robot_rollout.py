@@ -114,6 +114,16 @@ class RobotSession:
             with counting_clamps():
                 RolloutStrategy._return_to_initial_position(self.hardware, duration_s=RETURN_S)
 
+    @property
+    def joints(self) -> list[str]:
+        """The joint names of the state a policy sees, in LeRobot's order."""
+        return list(self.features["observation.state"]["names"])
+
+    def set_torque(self, on: bool) -> None:
+        """Torque on every motor of the arm (off: it goes limp, as on a lost device; on: it holds again)."""
+        bus = self.robot.bus
+        (bus.enable_torque if on else bus.disable_torque)(num_retry=2)
+
     def run_episode(
         self,
         loaded: LoadedPolicy,
@@ -161,7 +171,8 @@ class RobotSession:
 
     def _action_order(self, loaded: LoadedPolicy) -> list[str]:
         """The policy's own action order when it names one with the robot's keys, else the robot's."""
-        named = list(getattr(loaded.policy.config, "action_feature_names", None) or [])
+        # A remote policy has no config here: its server holds it.
+        named = list(getattr(getattr(loaded.policy, "config", None), "action_feature_names", None) or [])
         return named if sorted(named) == sorted(self.action_keys) else self.action_keys
 
     def disconnect(self) -> str | None:

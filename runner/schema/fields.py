@@ -35,6 +35,13 @@ class Inference(StrEnum):
     remote = "remote"  # on a `runner serve` server (LeRobot's async inference)
 
 
+class LinkLost(StrEnum):
+    """What a real arm does when its policy server stops answering mid-episode."""
+
+    hold = "hold"  # torque stays on: the arm holds its last commanded position
+    release = "release"  # torque off, as for a lost device
+
+
 class ChunkAggregate(StrEnum):
     """LeRobot's async-inference aggregate functions (lerobot.async_inference.configs.AGGREGATE_FUNCTIONS)."""
 

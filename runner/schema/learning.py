@@ -11,6 +11,7 @@ from runner.schema.fields import (
     Device,
     Inference,
     Launcher,
+    LinkLost,
     MixedPrecision,
     WandbMode,
     bounded,
@@ -162,8 +163,12 @@ class EvalConfig:
     actions_per_chunk: int = bounded(50, ge=1)
     chunk_size_threshold: float = bounded(0.5, ge=0, le=1)
     aggregate: ChunkAggregate = ChunkAggregate.weighted_average
-    # Remote: no fresh action for this long ends the episode as aborted (the server died or the link dropped).
+    # Remote: no fresh action for this long ends the episode as aborted (the server died or the link dropped);
+    # the arm then holds its last position (hold) or goes limp (release: torque off); the server is waited for
+    # this long (reconnect_s), and the aborted episode runs again when it answers.
     stale_action_s: float = bounded(2.0, gt=0)
+    on_link_lost: LinkLost = LinkLost.hold
+    reconnect_s: float = bounded(60.0, ge=0)
 
 
 @dataclass

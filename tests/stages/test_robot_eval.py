@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import REPO, run_dirs, run_runner
+from conftest import REPO, run_dirs, run_runner, start_server, stop_server
 
 from runner.commands.emulate import serve
 from runner.episodes.trials import blinded_order
@@ -42,9 +42,10 @@ def arms(tmp_path, monkeypatch):
         yield buses
 
 
-def _session(root, *overrides, decisions, starts=None):
+def _session(root, *overrides, decisions, starts=None, watch=None):
     """Run a session on a terminal: space starts each trial (or ``starts`` answer the start prompts in turn);
-    ``decisions`` answer, in turn, the first episode while it runs ("running...") and every "time is up"."""
+    ``decisions`` answer, in turn, the first episode while it runs ("running...") and every "time is up";
+    ``watch(line)`` sees every line first."""
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "eval", *ROBOT, *overrides], cwd=REPO, stdin=slave,
@@ -57,6 +58,8 @@ def _session(root, *overrides, decisions, starts=None):
     try:
         for line in process.stdout:
             output.append(line)
+            if watch is not None:
+                watch(line)
             key = None
             if "space: start the episode" in line:
                 key = next(start_keys, " ")
@@ -155,8 +158,13 @@ def test_q_stops_the_session_keeping_what_was_scored(trained, arms):
         ([], False, ["stdin is not a terminal", "runner eval"]),
         (["eval.save_rollouts=true"], True, ["eval.save_rollouts", "only in simulation"]),
         (["-m", "eval.n_episodes=1,2"], True, ["eval.n_episodes", "one evaluation session at a time"]),
+        (
+            ["eval.inference=remote", "eval.server=127.0.0.1:9", "eval.checkpoint=last"],
+            True,
+            ["eval.server", "no policy server answers"],
+        ),
     ],
-    ids=["camera-size", "no-terminal", "rollouts", "sweep"],
+    ids=["camera-size", "no-terminal", "rollouts", "sweep", "no-server"],
 )
 def test_bad_real_robot_eval_fails_before_the_arm_moves(trained, arms, overrides, terminal, words):
     before = set(run_dirs(trained))
@@ -174,3 +182,56 @@ def test_bad_real_robot_eval_fails_before_the_arm_moves(trained, arms, overrides
     assert set(run_dirs(trained)) == before
     follower = arms["follower"]
     assert all(s.memory[TORQUE_ENABLE] == 0 and s.word(GOAL_POSITION) == 2048 for s in follower.servos.values())
+
+
+@pytest.mark.slow
+def test_a_remote_policy_drives_the_arm_and_a_server_killed_mid_trial_aborts_it_until_reconnected(trained, arms):
+    """eval.inference=remote on LeRobot's SO-101 follower class: the policy runs in `runner serve`. The server
+    is killed during trial 2: the arm is released (eval.on_link_lost=release), the trial is recorded aborted and
+    not scored, trial 1 keeps its score, and once a server answers again on the same port the trial runs again."""
+    follower = arms["follower"]
+    arms["leader"].unplug()
+    train = max((d for d in run_dirs(trained) if "-train-" in d.name), key=lambda d: d.name).name
+    serving = [f"policy_run={train}", f"paths.outputs={trained}"]
+    server, host, port = start_server(trained, *serving)
+    state = {"server": server, "episodes": 0, "torque_while_lost": None}
+
+    def watch(line: str) -> None:
+        if "running..." in line:
+            state["episodes"] += 1
+            if state["episodes"] == 2:
+                state["server"].kill()
+                state["server"].wait(timeout=30)
+        if "Waiting up to" in line:
+            state["torque_while_lost"] = [s.memory[TORQUE_ENABLE] for s in follower.servos.values()]
+            state["server"], _, _ = start_server(trained, *serving, port=port)
+
+    before = set(run_dirs(trained))
+    try:
+        code, output = _session(
+            trained, f"policy_run={train}", "eval.checkpoint=last", "eval.inference=remote",
+            f"eval.server={host}:{port}", "eval.on_link_lost=release", "eval.stale_action_s=1",
+            "eval.reconnect_s=120", decisions=["s", "f"], watch=watch,
+        )  # fmt: skip
+    finally:
+        if state["server"].poll() is None:
+            stop_server(state["server"])
+    assert code == 0, output[-3000:]
+    assert "this trial is aborted, not scored" in output and "reconnected" in output, output[-3000:]
+    assert state["torque_while_lost"] == [0] * len(follower.servos), "released while the server was away"
+    assert all(s.memory[TORQUE_ENABLE] == 0 for s in follower.servos.values())
+    [run] = [d for d in set(run_dirs(trained)) - before if "-eval-" in d.name]
+    with open(run / "eval" / "episodes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["trial"], r["status"], r["success"]) for r in rows] == [
+        ("1", "scored", "True"),
+        ("2", "aborted", ""),
+        ("2", "scored", "False"),
+    ]
+    assert float(rows[2]["latency_ms_p50"]) > 0 and float(rows[2]["control_hz"]) > 0
+    assert float(rows[1]["stopped_after_s"]) <= 1 + 0.5
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["inference"] == "remote" and metrics["n_episodes"] == 2 and metrics["successes"] == 1
+    assert [a["episode"] for a in metrics["aborted_episodes"]] == [int(rows[1]["episode"])]
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "succeeded" and record["inference"] == {"mode": "remote", "server": f"{host}:{port}"}

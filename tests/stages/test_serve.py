@@ -3,19 +3,15 @@
 
 import ipaddress
 import json
-import os
 import pickle
-import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
-from conftest import REPO, run_dirs, run_runner
+from conftest import REPO, run_dirs, run_runner, start_runner, start_server, stop_server
 from lerobot.async_inference.helpers import RemotePolicyConfig, TimedObservation
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import send_bytes_in_chunks
@@ -24,7 +20,6 @@ from runner.serving.security import client_channel
 
 pytestmark = pytest.mark.xdist_group("trained")
 TOKEN = "serveToken_3f9a61c2d8"
-ADDRESS = re.compile(r" on (\S+):(\d+)")
 
 
 class _WritesAFile:
@@ -35,33 +30,6 @@ class _WritesAFile:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
-
-
-def _start(outputs: Path, *overrides: str, env: dict | None = None) -> tuple[subprocess.Popen, str, int]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "serve", "experiment=sim_demo", "serve.port=0", *overrides],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "RUNNER_OUTPUTS": str(outputs), **(env or {})},
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        lines.append(line)
-        if line.startswith("runner serve:"):
-            host, port = ADDRESS.search(line).groups()
-            return process, host, int(port)
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise AssertionError("runner serve did not start:\n" + "".join(lines)[-3000:])
-
-
-def _stop(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err[-3000:]
-    return err
 
 
 def _listening(port: int) -> list[str]:
@@ -116,7 +84,7 @@ def _one_chunk(stub, features: dict, joints: list[str], cameras: list[str], meta
 @pytest.mark.slow
 def test_default_server_listens_on_loopback_only_and_checks_the_handshake(trained, tmp_path):
     outputs = tmp_path / "outputs"
-    process, host, port = _start(outputs, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}")
+    process, host, port = start_server(outputs, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}")
     try:
         assert host == "127.0.0.1"
         assert _listening(port) == ["127.0.0.1"], "the server must listen on IPv4 loopback only"
@@ -134,7 +102,7 @@ def test_default_server_listens_on_loopback_only_and_checks_the_handshake(traine
         assert len(chunk) == 5 and chunk[0].get_action().shape == (len(joints),)
         assert [a.get_timestep() for a in chunk] == [0, 1, 2, 3, 4]
     finally:
-        _stop(process)
+        stop_server(process)
     record = json.loads((_serve_run(trained, port) / "run.json").read_text())
     assert record["status"] == "succeeded"
     assert record["serve"]["address"] == f"127.0.0.1:{port}" and record["serve"]["tls"] is None
@@ -170,7 +138,7 @@ def test_a_public_address_without_tls_and_token_is_refused_before_anything_runs(
 @pytest.mark.slow
 def test_tls_and_token_refuse_a_client_before_its_bytes_are_unpickled(trained, tmp_path):
     env = {"RUNNER_SERVE_TOKEN": TOKEN}
-    process, _, port = _start(
+    process, _, port = start_server(
         tmp_path, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}", "serve.host=0.0.0.0",
         "serve.tls=true", env=env,
     )  # fmt: skip
@@ -194,7 +162,7 @@ def test_tls_and_token_refuse_a_client_before_its_bytes_are_unpickled(trained, t
         _handshake(stub, features)
         assert len(_one_chunk(stub, features, joints, cameras)) == 5
     finally:
-        log = _stop(process)
+        log = stop_server(process)
     record = json.loads((run / "run.json").read_text())
     assert record["serve"]["auth"] == {"required": True, "from": "$RUNNER_SERVE_TOKEN"}
     openssl = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"], input=certificate,
@@ -220,29 +188,58 @@ def _last_eval(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_remote_eval_on_the_simulator_matches_local_inference_on_the_same_seeds(trained, tmp_path):
+def test_remote_eval_matches_local_inference_and_survives_a_server_killed_mid_episode(trained, tmp_path):
     """With a new chunk asked only when the queue is empty and chunks as long as the policy's own, the remote
-    policy acts exactly as the local one: the same actions on the same observations, so the same episodes."""
-    common = ["experiment=sim_demo", "eval.checkpoint=last", "eval.n_episodes=2", "episode.episode_time_s=1",
+    policy acts exactly as the local one: the same actions on the same observations, so the same episodes.
+    The server is killed during episode 2 and started again: episode 2 is aborted (not scored) with the arm
+    stopped within eval.stale_action_s, episode 1 stays scored, and the session reconnects and finishes."""
+    common = ["experiment=sim_demo", "eval.checkpoint=last", "eval.n_episodes=3", "episode.episode_time_s=2",
               "eval.videos=0", f"policy_run={_train_run(trained)}"]  # fmt: skip
     env = {"RUNNER_OUTPUTS": str(trained)}
     local = run_runner("eval", *common, env=env, timeout=600)
     assert local.returncode == 0, local.stderr[-3000:]
     local_run = _last_eval(trained)
-    process, host, port = _start(trained, f"policy_run={_train_run(trained)}", f"paths.outputs={trained}")
+    # 0.3 s per chunk of 5 actions: an episode of 20 steps lasts over a second, long enough to be killed in.
+    serving = [f"policy_run={_train_run(trained)}", f"paths.outputs={trained}", "serve.inference_latency_s=0.3"]
+    server, host, port = start_server(trained, *serving)
+    remote = start_runner(
+        "eval", *common, "eval.inference=remote", f"eval.server={host}:{port}", "eval.chunk_size_threshold=0",
+        "eval.actions_per_chunk=5", "eval.stale_action_s=1", "eval.reconnect_s=120", env=env,
+    )  # fmt: skip
+    log: list[str] = []
     try:
-        chunking = ["eval.chunk_size_threshold=0", "eval.actions_per_chunk=5"]
-        remote = run_runner("eval", *common, "eval.inference=remote", f"eval.server={host}:{port}", *chunking,
-                            env=env, timeout=600)  # fmt: skip
-        assert remote.returncode == 0, remote.stderr[-3000:]
+        for line in remote.stderr:
+            log.append(line)
+            if "episode 1/3" in line:
+                server.kill()
+                server.wait(timeout=30)
+            if "Waiting up to" in line:
+                server, _, _ = start_server(trained, *serving, port=port)
+        remote.wait(timeout=300)
     finally:
-        _stop(process)
+        remote.kill()
+        if server.poll() is None:
+            stop_server(server)
+    output = "".join(log)
+    assert remote.returncode == 0, output[-3000:]
+    assert "episode 2 aborted, not scored" in output and f"reconnected to {host}:{port}" in output, output[-3000:]
     remote_run = _last_eval(trained)
-    assert remote_run != local_run
-    mine, theirs = _episodes(local_run), _episodes(remote_run)
-    assert [(e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in mine] == [
-        (e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in theirs
+    rows = _episodes(remote_run)
+    [aborted] = [row for row in rows if row["status"] == "aborted"]
+    assert aborted["episode"] == "1" and aborted["success"] == "" and int(aborted["steps"]) < 20
+    assert float(aborted["stopped_after_s"]) <= 1 + 0.5, "the arm went without actions longer than the timeout"
+    scored = [row for row in rows if row["status"] == "scored"]
+    assert rows[0]["status"] == "scored" and rows[0]["episode"] == "0", "the episode before the loss stays scored"
+    assert [(e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in _episodes(local_run)] == [
+        (e["seed"], e["success"], e["steps"], e["sum_reward"]) for e in scored
     ]
-    assert all(float(e["latency_ms_p50"]) > 0 for e in theirs)
+    # LeRobot's server answers a GetActions call no sooner than serve.inference_latency_s after it began.
+    assert all(float(e["chunk_rtt_ms_p50"]) >= 300 and float(e["latency_ms_p50"]) > 0 for e in scored)
     metrics = json.loads((remote_run / "eval" / "metrics.json").read_text())
-    assert metrics["inference"] == "remote" and metrics["latency_ms_p50"] > 0
+    assert metrics["inference"] == "remote" and metrics["n_episodes"] == 3 and metrics["chunk_rtt_ms_p50"] >= 300
+    assert [a["episode"] for a in metrics["aborted_episodes"]] == [1]
+    compared = run_runner("compare", local_run.name, remote_run.name, "--json", env=env)
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    rows = {row["inference"]: row for row in json.loads(compared.stdout)["rows"]}
+    assert rows["local"]["latency_ms_p50"] is None and rows["remote"]["underruns"] == metrics["underruns"]
+    assert rows["remote"]["success_rate"] == rows["local"]["success_rate"] and rows["remote"]["comparable"]

@@ -22,7 +22,8 @@ from runner.core.errors import ConfigError
 from runner.episodes.scenarios import max_frames
 from runner.episodes.table import EpisodesTable
 from runner.stages.eval.policies import EvaluationPlan, PolicySource, plan_evaluation
-from runner.stages.eval.results import ROBOT_COLUMNS, begin, record_episode, summarize
+from runner.stages.eval.remote import RemoteLink, link_summary, refuse_what_remote_cannot_do
+from runner.stages.eval.results import LINK_COLUMNS, ROBOT_COLUMNS, aborted_row, begin, record_episode, summarize
 from runner.stages.eval.scene import check_before_eval
 
 log = logging.getLogger("runner.eval")
@@ -72,6 +73,7 @@ class _Scores:
     out: Path  # its run's eval/ folder
     outcomes: list = field(default_factory=list)
     redos: int = 0
+    links: list = field(default_factory=list)  # remote inference: each scored episode's link figures
 
 
 def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
@@ -83,6 +85,9 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
 
     _refuse_what_a_robot_cannot_do(cfg)
     job = plan_evaluation(cfg, ctx)
+    remote = cfg.eval.inference.value == "remote"
+    if remote:
+        refuse_what_remote_cannot_do(cfg, len(job.sources))
     robot_config = devices.robot_config(cfg)  # a port or camera missing from the host profile fails here
     calibration = require_ready_arms(cfg, with_teleop=False)  # the arm answers, is calibrated; nothing moved
     scene = check_before_eval(cfg, job.sources[0])  # the checkpoints of a session share their recording
@@ -90,41 +95,55 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     order_seed = cfg.eval.order_seed if cfg.eval.order_seed is not None else draw_order_seed()
     order = blinded_order(len(job.sources), len(job.episodes), order_seed)
     blinded = {"order_seed": order_seed, "policies": len(job.sources), "trials": len(order)}
-    session = None
+    session = link = None
     try:
-        loaded = [evaluation.load_policy(source.folder, job.device) for source in job.sources]
+        session = RobotSession(robot_config, job.device)  # not connected yet: nothing moves
+        if remote:
+            sizes = {role: (camera.width, camera.height) for role, camera in cfg.cameras.items()}
+            link = RemoteLink(cfg, job.sources[0], sizes, session.joints)
+            loaded = [link.connect()]  # before the run: a server that is not there is a config error
+        else:
+            loaded = [evaluation.load_policy(source.folder, job.device) for source in job.sources]
         runs = _start_runs(cfg, ctx, job.sources, blinded)
         scores = []
+        columns = [*ROBOT_COLUMNS, *LINK_COLUMNS] if remote else ROBOT_COLUMNS
         for run, source in zip(runs, job.sources, strict=True):
             run.update(session=blinded | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
                        calibration=calibration)  # fmt: skip
+            if remote:
+                run.update(inference={"mode": "remote", "server": cfg.eval.server})
             out = begin(run, source, job.warnings)
             scene.save(run)
-            scores.append(_Scores(EpisodesTable(out / layout.EPISODES_CSV, ROBOT_COLUMNS), out))
+            scores.append(_Scores(EpisodesTable(out / layout.EPISODES_CSV, columns), out))
         console = Console(keys, len(order))
-        session = RobotSession(robot_config, job.device)
         session.connect()
-        _run_trials(cfg, job, order, loaded, scores, session, console)
+        _run_trials(cfg, job, order, loaded, scores, session, console, link)
         extra = {"fps": cfg.episode.fps, "max_steps": max_frames(cfg.episode), "device": job.device,
                  "robot": cfg.robot.type, "scored_by": "operator", "order_seed": order_seed,
-                 "scene_check": scene.record()}  # fmt: skip
+                 "scene_check": scene.record(), "inference": cfg.eval.inference.value}  # fmt: skip
         results = [
-            summarize(run, source, score.outcomes, job.episodes, extra | {"redos": score.redos})
+            summarize(run, source, score.outcomes, job.episodes, extra | {"redos": score.redos}
+                      | (link_summary(score.links, link.aborted) if link else {}))
             for run, source, score in zip(runs, job.sources, scores, strict=True)
-        ]
+        ]  # fmt: skip
         _unblind(console, job.sources, results, ctx.sweep["id"] if len(runs) > 1 else None)
         return results[0] if len(results) == 1 else results
     finally:
         keys.close()
+        if link is not None:
+            link.close()
         if session is not None:
             session.disconnect()  # torque released on every way out (LeRobot's disable_torque_on_disconnect)
 
 
-def _run_trials(cfg: DictConfig, job: EvaluationPlan, order, loaded, scores: list[_Scores], session, console) -> None:
+def _run_trials(
+    cfg: DictConfig, job: EvaluationPlan, order, loaded, scores: list[_Scores], session, console, link
+) -> None:
     """Every trial of the blinded order: the operator sets it up, the policy runs, the operator scores it."""
     from runner.episodes.keys import Key
     from runner.episodes.trials import OperatorStop
     from runner.lerobot_adapter import evaluation
+    from runner.lerobot_adapter.remote_policy import RemoteLost
 
     fps, max_steps = cfg.episode.fps, max_frames(cfg.episode)
     console.say(
@@ -140,9 +159,16 @@ def _run_trials(cfg: DictConfig, job: EvaluationPlan, order, loaded, scores: lis
                 raise OperatorStop(f"stopped by the operator before trial {trial.number} of {len(order)}")
             console.say("  running...")
             keep = len(score.outcomes) < cfg.eval.videos and bool(cfg.cameras)
-            episode = session.run_episode(
-                loaded[trial.policy], planned.instruction, fps, max_steps, console.episode_key, keep_frames=keep
-            )
+            try:
+                episode = session.run_episode(
+                    loaded[trial.policy], planned.instruction, fps, max_steps, console.episode_key, keep_frames=keep
+                )
+            except RemoteLost as error:
+                if link is None:
+                    raise
+                _link_lost(cfg, session, link, console, error, trial, planned, score)
+                loaded[trial.policy] = link.loaded
+                continue
             verdict = console.score()
             session.return_to_start()
             if verdict is Key.STOP:
@@ -157,14 +183,34 @@ def _run_trials(cfg: DictConfig, job: EvaluationPlan, order, loaded, scores: lis
             seed=planned.seed, success=success, steps=episode.steps, sum_reward=float(success),
             wall_s=episode.wall_s, frames=episode.frames,
         )  # fmt: skip
+        figures = {"status": "scored", **loaded[trial.policy].policy.stats.summary()} if link else {}
+        score.links.append(figures)
         record_episode(score.table, score.out, trial.episode, planned, outcome, fps, trial=trial.number,
                        ended_by="key" if episode.stopped else "time", redos=trial_redos,
-                       clamped_steps=episode.clamped)  # fmt: skip
+                       clamped_steps=episode.clamped, **figures)  # fmt: skip
         outcome.frames = []  # written: no need to hold the images for the rest of the session
         score.outcomes.append(outcome)
         log.info("trial %d/%d · episode %d · %s · %s after %d steps (%d clamped by max_relative_target)",
                  trial.number, len(order), trial.episode + 1, planned.scenario, "success" if success else "failure",
                  episode.steps, episode.clamped)  # fmt: skip
+
+
+def _link_lost(cfg: DictConfig, session, link: RemoteLink, console, error, trial, planned, score: _Scores) -> None:
+    """The trial's link was lost: the arm holds (or is released), the trial is recorded aborted, and once the
+    server answers again the arm goes back to its start for the trial to run again (LinkGone if it does not)."""
+    release = cfg.eval.on_link_lost.value == "release"
+    if release:
+        session.set_torque(False)
+    console.say(
+        f"  the policy server at {link.address} is lost ({error}): this trial is aborted, not scored; the arm "
+        f"{'is released (torque off)' if release else 'holds its position'}. "
+        f"Waiting up to {cfg.eval.reconnect_s:g} s for the server (eval.reconnect_s)..."
+    )
+    link.lost(trial.episode, error, lambda row: score.table.append(aborted_row(planned, row, trial=trial.number)))
+    console.say("  reconnected: the arm returns to its start, and the trial runs again.")
+    if release:
+        session.set_torque(True)
+    session.return_to_start()
 
 
 def _unblind(console, sources: list[PolicySource], results: list[dict], sweep: str | None) -> None:

@@ -16,10 +16,20 @@ from runner.stats import wilson_interval
 log = logging.getLogger("runner.eval")
 
 EPISODE_COLUMNS = ["episode", "seed", "scenario", "instruction", "success", "steps", "seconds", "sum_reward", "wall_s"]
-# Remote inference adds each episode's link: observation-to-action latency, chunk round trip, underruns, rate.
-REMOTE_COLUMNS = [*EPISODE_COLUMNS, "latency_ms_p50", "latency_ms_p99", "chunk_rtt_ms_p50", "underruns", "control_hz"]
+# Remote inference adds each episode's link: observation-to-action latency, chunk round trip, underruns, rate;
+# and whether it was scored or aborted by a lost link (then how long the arm went without an action).
+LINK_COLUMNS = ["status", "latency_ms_p50", "latency_ms_p99", "chunk_rtt_ms_p50", "underruns", "control_hz",
+                "stopped_after_s"]  # fmt: skip
+REMOTE_COLUMNS = [*EPISODE_COLUMNS, *LINK_COLUMNS]
 # A real-robot session adds where the episode fell in the blinded order and how the operator ended it.
 ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
+
+
+def aborted_row(planned, aborted: dict, **extra) -> dict:
+    """The row of an episode whose link was lost: it has no success, and runs again on reconnecting."""
+    return {"episode": aborted["episode"], "seed": planned.seed, "scenario": planned.scenario,
+            "instruction": planned.instruction, "steps": aborted["steps"], "status": "aborted",
+            "stopped_after_s": aborted["stopped_after_s"], **extra}  # fmt: skip
 
 
 def record_episode(table: EpisodesTable, out: Path, index: int, planned, outcome, fps: int, **extra) -> None:
