@@ -47,7 +47,8 @@ def _latest_eval(outputs: Path) -> Path:
 
 def _episodes(eval_dir: Path) -> list[tuple]:
     with open(eval_dir / "episodes.csv", newline="") as f:
-        return [(r["seed"], r["success"], r["steps"]) for r in csv.DictReader(f) if r.get("status") != "aborted"]
+        rows = csv.DictReader(f)
+        return [(r["seed"], r["success"], r["steps"], r["sum_reward"]) for r in rows if r.get("status") != "aborted"]
 
 
 def main() -> None:
@@ -89,7 +90,7 @@ def main() -> None:
                   f"obs->action p50 {m['latency_ms_p50']} ms p99 {m['latency_ms_p99']} ms · chunk round trip "
                   f"p50 {m['chunk_rtt_ms_p50']} ms · {m['underruns'] / args.episodes:.1f} underruns/episode "
                   f"of {steps / args.episodes:.0f} steps · {m['control_hz']} Hz · "
-                  f"episodes {'equal to' if same else 'differ from'} in-process")  # fmt: skip
+                  f"per-episode outcomes {'equal to' if same else 'differ from'} in-process")  # fmt: skip
 
 
 if __name__ == "__main__":

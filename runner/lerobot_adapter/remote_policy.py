@@ -51,8 +51,8 @@ class RemoteRefused(RuntimeError):
 class LinkStats:
     """One episode's link figures."""
 
-    obs_to_action_s: list[float] = field(default_factory=list)  # observation captured -> its chunk arrived
-    chunk_rtt_s: list[float] = field(default_factory=list)  # GetActions call -> reply
+    obs_to_action_s: list[float] = field(default_factory=list)  # observation -> the first action it produced runs
+    chunk_rtt_s: list[float] = field(default_factory=list)  # observation sent -> its chunk arrived
     underruns: int = 0  # steps that found no action waiting
     steps: int = 0
     started: float = field(default_factory=time.perf_counter)
@@ -102,6 +102,7 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
         self._chunk = actions_per_chunk
         self._sent_at: dict[int, float] = {}  # observations sent and not yet answered, by step
         self._must_go: int | None = None  # the step of an unanswered must-go observation (the server answers it)
+        self._answer: tuple[int, float] | None = None  # the newest chunk's first step still ahead, and its obs time
         self._closed = threading.Event()
         self.stats = LinkStats()
         self._last_action_at = time.monotonic()
@@ -136,17 +137,19 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
             self._latest = max([self._latest, *self._sent_at])
             self._sent_at.clear()
             self._must_go = None
+            self._answer = None
         self.stats = LinkStats()
         self._last_action_at = time.monotonic()
 
     def select_action(self, batch: dict) -> torch.Tensor:
         """The next action for a batch of one observation (LeRobot's env processing already applied)."""
+        observed = time.perf_counter()
         with self._lock:
             low = len(self._queue) / self._chunk <= self._threshold
             empty = not self._queue
             answer_coming = self._must_go is not None
         if low and not (empty and answer_coming):
-            self._send(batch, must_go=empty)
+            self._send(batch, empty, observed)
         deadline = time.monotonic() + self._stale_timeout_s
         with self._lock:
             if not self._queue:
@@ -161,11 +164,14 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
             step = min(self._queue)
             action = self._queue.pop(step)
             self._latest = step
+            if self._answer is not None and step >= self._answer[0]:
+                self.stats.obs_to_action_s.append(time.perf_counter() - self._answer[1])
+                self._answer = None
         self._last_action_at = time.monotonic()
         self.stats.steps += 1
         return action.unsqueeze(0)
 
-    def _send(self, batch: dict, must_go: bool) -> None:
+    def _send(self, batch: dict, must_go: bool, observed: float) -> None:
         task = batch.get("task") or ""  # a list of one in LeRobot's env processing, a string in its rollout
         observation = {"task": task[0] if isinstance(task, list | tuple) else task}
         state = batch["observation.state"][0].detach().cpu().numpy()
@@ -176,7 +182,7 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                 observation[name.rsplit(".", 1)[-1]] = hwc
         with self._lock:
             step = self._latest + 1
-            self._sent_at[step] = time.perf_counter()
+            self._sent_at[step] = observed
             if must_go:
                 self._must_go = step
         timed = TimedObservation(timestamp=time.time(), observation=observation, timestep=step, must_go=must_go)
@@ -194,7 +200,6 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
 
     def _receive(self) -> None:
         while not self._closed.is_set():
-            asked = time.perf_counter()
             try:
                 reply = self._stub.GetActions(services_pb2.Empty(), timeout=self._stale_timeout_s + 5)
             except grpc.RpcError:
@@ -209,8 +214,8 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                 first = chunk[0].get_timestep() if chunk else None
                 if first not in self._sent_at:
                     continue  # an answer to an observation of an earlier episode
-                self.stats.obs_to_action_s.append(arrived - self._sent_at[first])
-                self.stats.chunk_rtt_s.append(arrived - asked)
+                observed = self._sent_at[first]
+                self.stats.chunk_rtt_s.append(arrived - observed)
                 # Observations before this one were superseded on the server (it keeps only the newest).
                 self._sent_at = {step: at for step, at in self._sent_at.items() if step > first}
                 if self._must_go is not None and self._must_go <= first:
@@ -224,4 +229,6 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                         queued = self._queue.get(step)
                         merged[step] = action if queued is None else self._aggregate(queued, action)
                 self._queue = merged
+                if merged:
+                    self._answer = (min(merged), observed)
                 self._lock.notify_all()
