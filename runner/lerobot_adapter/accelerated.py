@@ -29,6 +29,11 @@ from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processe
 EVENTS_FILE = "events.jsonl"
 LAUNCHER_LOG = "launcher.log"
 _STOP_GRACE_S = 20.0
+# Seen once in CI (2 CPU ranks, gloo): rank 0 logged LeRobot's "End of training" with every checkpoint whole,
+# and the ranks never exited (LeRobot's closing wait_for_everyone / end_training). This long after both, the
+# ranks are stopped and the training counts as done: nothing it saved is lost.
+TEARDOWN_GRACE_S = 60.0
+END_OF_TRAINING = "End of training"  # lerobot_train.train logs it once the last step and its checkpoint are done
 
 
 def _free_port() -> int:
@@ -78,15 +83,32 @@ def launch(
             _command(processes, worker_args), stdout=launcher_log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        _follow(events, process, hooks)
+        exited = _follow(events, process, hooks, config.steps, log_dir / "rank0.log")
     except BaseException:
         _stop(process)
         raise
+    if not exited:
+        logging.getLogger("runner.train").warning(
+            "the training ranks had not exited %g s after the last checkpoint (a hang in torch.distributed's "
+            "teardown); they are stopped, and every checkpoint is whole", TEARDOWN_GRACE_S,
+        )  # fmt: skip
+        _stop(process)
+        return
     if process.returncode != 0:
         raise RuntimeError(f"accelerate launch exited with code {process.returncode}: {_failure_tail(log_dir)}")
 
 
-def _follow(events: Path, process: subprocess.Popen, hooks: Hooks) -> None:
+def _follow(
+    events: Path,
+    process: subprocess.Popen,
+    hooks: Hooks,
+    last_step: int,
+    main_log: Path,
+    teardown_grace_s: float = TEARDOWN_GRACE_S,
+) -> bool:
+    """Replay the ranks' events into ``hooks`` until the launcher exits (True), or until it has not exited
+    ``teardown_grace_s`` after the checkpoint of ``last_step`` was replayed and the main rank's log
+    ``main_log`` says training ended (False)."""
     handlers: dict[str, Callable[[dict[str, Any]], None]] = {
         "metrics": lambda event: hooks.on_metrics(event["step"], event["values"]),
         "checkpoint": lambda event: hooks.on_checkpoint(event["step"], Path(event["path"]), event["save_s"]),
@@ -94,6 +116,8 @@ def _follow(events: Path, process: subprocess.Popen, hooks: Hooks) -> None:
         "parameters": lambda event: hooks.on_parameters and hooks.on_parameters(event["which"], event["count"]),
     }
     pending = ""
+    trained_at = None
+    saved_last = False
     with open(events) as stream:
         while True:
             finished = process.poll() is not None  # read after this: nothing the ranks wrote is missed
@@ -102,9 +126,18 @@ def _follow(events: Path, process: subprocess.Popen, hooks: Hooks) -> None:
             for line in lines:
                 event = json.loads(line)
                 handlers[event["kind"]](event)
+                saved_last = saved_last or (event["kind"] == "checkpoint" and event["step"] == last_step)
             if finished:
-                return
+                return True
+            if trained_at is None and saved_last and _says_training_ended(main_log):
+                trained_at = time.monotonic()
+            if trained_at is not None and time.monotonic() - trained_at > teardown_grace_s:
+                return False
             time.sleep(0.2)
+
+
+def _says_training_ended(main_log: Path) -> bool:
+    return main_log.exists() and END_OF_TRAINING in main_log.read_text(errors="replace")
 
 
 def _stop(process: subprocess.Popen) -> None:
