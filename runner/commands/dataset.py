@@ -5,12 +5,12 @@ sources' metadata before any run directory is made; the sources are never modifi
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from runner.core import outputs
 from runner.core.errors import ConfigError
+from runner.core.logs import console_log
 
 RUN_HELP = "a record or dataset run: an id, a prefix, or latest"
 
@@ -45,21 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console_log() -> None:
-    """runner's INFO lines on the console, plain. On the root logger, installed before LeRobot is imported:
-    a module of LeRobot's logs at import time, which would otherwise give the root logger a second handler."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger().addHandler(handler)
-    logging.getLogger("runner").setLevel(logging.INFO)
-
-
 def main(argv: list[str]) -> int:
     from runner.curation import plans
 
     args = _parser().parse_args(argv)
     root = args.outputs or outputs.default_outputs_root()
-    _console_log()
+    console_log()
     try:
         if args.operation == "merge":
             derived = [plans.plan_merge([plans.read_source(root, ref) for ref in args.runs])]

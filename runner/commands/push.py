@@ -7,12 +7,12 @@ and goes): files already on the Hub are not sent again.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from runner.core import outputs
 from runner.core.errors import ConfigError
+from runner.core.logs import console_log
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,20 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console_log() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("runner")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-
-
 def main(argv: list[str]) -> int:
     from runner.hub import access, push
 
     args = _parser().parse_args(argv)
     root = args.outputs or outputs.default_outputs_root()
-    _console_log()
+    console_log()
     try:
         try:
             run = outputs.resolve_run(root, args.run)

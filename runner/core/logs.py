@@ -8,6 +8,7 @@ runner's own detail for the record only is logged with ``extra=RUN_LOG_ONLY``.
 from __future__ import annotations
 
 import logging
+import sys
 
 CONSOLE_LOGGERS = ("runner", "hydra_plugins.runner_sweeper")
 RUN_LOG_ONLY = {"console": False}
@@ -18,3 +19,14 @@ class RunnerOnly(logging.Filter):
         if record.levelno >= logging.WARNING:
             return True
         return record.name.startswith(CONSOLE_LOGGERS) and getattr(record, "console", True)
+
+
+def console_log() -> None:
+    """For a command outside a run (runner push, runner dataset): runner's INFO lines and anyone's warnings on
+    the console, plain. On the root logger, installed before LeRobot is imported: a module of LeRobot's logs at
+    import time, which would otherwise give the root logger a second handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RunnerOnly())
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("runner").setLevel(logging.INFO)

@@ -18,6 +18,8 @@ PRETRAINED = "pretrained_model"
 # checkpoint folder without it is a save that never finished.
 LINEAGE = "runner_lineage.json"
 PRETRAINED_CONFIG = "config.json"
+# A camera's feature in LeRobot's datasets and policies is this prefix and its role (lerobot.utils.constants).
+IMAGES = "observation.images."
 
 
 def is_policy_folder(path: Path) -> bool:

@@ -28,6 +28,7 @@ from lerobot.utils.feature_utils import build_dataset_frame, combine_feature_dic
 
 from runner.core import layout, outputs
 from runner.core.errors import ConfigError
+from runner.lerobot_adapter.checkpoints import IMAGES
 from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 from runner.schema.recording import DatasetConfig
 
@@ -160,7 +161,7 @@ class EncoderFellBehind(RuntimeError):
     """LeRobot's streaming encoder dropped frames of the episode: its video would be shorter than its data."""
 
     def __init__(self, dropped: dict[str, int]) -> None:
-        counts = ", ".join(f"{n} of {key.removeprefix('observation.images.')}" for key, n in dropped.items())
+        counts = ", ".join(f"{n} of {key.removeprefix(IMAGES)}" for key, n in dropped.items())
         super().__init__(
             f"the video encoder fell behind and dropped frames ({counts}): the episode was not kept. "
             "Record with dataset.streaming_encoding=false (videos are encoded after each episode) or a faster "

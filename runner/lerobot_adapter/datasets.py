@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from lerobot.datasets import LeRobotDataset
 
+from runner.lerobot_adapter.checkpoints import IMAGES
+
 VIDEO_BACKEND = "pyav"  # decodes everywhere; torchcodec needs a system FFmpeg
 
 
@@ -41,7 +43,7 @@ class DatasetTables:
 
     def image(self, frame: int, role: str) -> np.ndarray:
         """One camera image of one frame, decoded: height x width x 3, floats in 0..1."""
-        return self.dataset[frame][f"observation.images.{role}"].numpy().transpose(1, 2, 0)
+        return self.dataset[frame][f"{IMAGES}{role}"].numpy().transpose(1, 2, 0)
 
 
 def read_dataset(root: Path, repo_id: str) -> DatasetTables:
@@ -54,7 +56,7 @@ def read_dataset(root: Path, repo_id: str) -> DatasetTables:
         state=np.stack(frames["observation.state"]),
         action=np.stack(frames["action"]),
         joints=[name.removesuffix(".pos") for name in dataset.features["observation.state"]["names"]],
-        cameras=[key.removeprefix("observation.images.") for key in dataset.meta.camera_keys],
+        cameras=[key.removeprefix(IMAGES) for key in dataset.meta.camera_keys],
     )
 
 
@@ -67,9 +69,7 @@ def episode_first_frames(root: Path, repo_id: str, episodes: list[int]) -> dict[
         first = int(np.argmax(index == episode))
         item = dataset[first]
         frames[episode] = {
-            key.removeprefix("observation.images."): (item[key].numpy().transpose(1, 2, 0) * 255)
-            .round()
-            .astype(np.uint8)
+            key.removeprefix(IMAGES): (item[key].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
             for key in dataset.meta.camera_keys
         }
     return frames

@@ -32,7 +32,7 @@ from lerobot.processor import PolicyProcessorPipeline
 from lerobot.scripts import lerobot_eval
 from lerobot.utils.io_utils import write_video
 
-from runner.lerobot_adapter.checkpoints import PRETRAINED_CONFIG
+from runner.lerobot_adapter.checkpoints import IMAGES, PRETRAINED_CONFIG
 from runner.lerobot_adapter.datasets import merge
 from runner.lerobot_adapter.remote_policy import RemoteLost, RemotePolicy
 
@@ -102,7 +102,7 @@ def remote_policy(
     policy_type, _ = policy_type_and_inputs(folder)
     features = {"observation.state": {"dtype": "float32", "shape": (len(joints),), "names": joints}}
     for role, (width, height) in cameras.items():
-        features[f"observation.images.{role}"] = {"dtype": "image", "shape": (height, width, 3), "names": None}
+        features[f"{IMAGES}{role}"] = {"dtype": "image", "shape": (height, width, 3), "names": None}
     action_dim = json.loads((folder / PRETRAINED_CONFIG).read_text())["output_features"]["action"]["shape"][0]
     certificate = Path(settings.server_cert).expanduser().read_bytes() if settings.server_cert else None
     remote = RemotePolicy(
@@ -144,8 +144,7 @@ def _env_features(env: gym.Env) -> dict[str, PolicyFeature]:
     """What LeRobot's rollout recorder stores: camera images, joint state, action."""
     space = env.observation_space
     features = {
-        f"observation.images.{role}": PolicyFeature(FeatureType.VISUAL, box.shape)
-        for role, box in space["pixels"].spaces.items()
+        f"{IMAGES}{role}": PolicyFeature(FeatureType.VISUAL, box.shape) for role, box in space["pixels"].spaces.items()
     }
     features["agent_pos"] = PolicyFeature(FeatureType.STATE, space["agent_pos"].shape)
     features["action"] = PolicyFeature(FeatureType.ACTION, env.action_space.shape)

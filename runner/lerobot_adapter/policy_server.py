@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from runner.core.errors import ConfigError
+from runner.lerobot_adapter.checkpoints import IMAGES
 from runner.lerobot_adapter.evaluation import LoadedPolicy, policy_type_and_inputs, renamed_inputs, weights_sha256
 from runner.lerobot_adapter.remote_policy import ACTION_DIM_METADATA, WEIGHTS_METADATA
 
@@ -70,7 +71,7 @@ class GuardedPolicyServer(PolicyServer):
         self.policy_type, inputs = policy_type_and_inputs(loaded.folder)
         self.policy, self.preprocessor, self.postprocessor = loaded.policy, loaded.preprocessor, loaded.postprocessor
         self.device = str(loaded.policy.config.device)
-        self.cameras = sorted(name.rsplit(".", 1)[-1] for name in inputs if name.startswith("observation.images."))
+        self.cameras = sorted(name.rsplit(".", 1)[-1] for name in inputs if name.startswith(IMAGES))
         self.state_dim = (inputs.get("observation.state") or [0])[0]
         self.action_dim = int(loaded.policy.config.output_features["action"].shape[0])
         self.weights_sha256 = weights_sha256(loaded.folder)
@@ -131,7 +132,7 @@ class GuardedPolicyServer(PolicyServer):
 
     def _mismatches(self, asked: RemotePolicyConfig, action_dim: str | None, weights: str | None) -> list[str]:
         features = asked.lerobot_features or {}
-        cameras = sorted(k.rsplit(".", 1)[-1] for k in features if k.startswith("observation.images."))
+        cameras = sorted(k.rsplit(".", 1)[-1] for k in features if k.startswith(IMAGES))
         state = features.get("observation.state", {}).get("shape", [0])
         problems = []
         if asked.policy_type != self.policy_type:

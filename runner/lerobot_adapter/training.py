@@ -14,13 +14,12 @@ from lerobot.configs.train import TrainPipelineConfig
 from lerobot.optim.optimizers import AdamWConfig  # noqa: F401  (registers the optimizer choice)
 
 from runner.core.errors import ConfigError
-from runner.lerobot_adapter.checkpoints import CHECKPOINTS, PRETRAINED
+from runner.lerobot_adapter.checkpoints import CHECKPOINTS, IMAGES, PRETRAINED
 from runner.lerobot_adapter.datasets import VIDEO_BACKEND
 from runner.lerobot_adapter.hooked_training import TRAIN_CONFIG, Hooks, Processes, run_hooked
 
 # Fields runner's policy schemas hold that are not LeRobot config fields.
 RUNNER_ONLY_POLICY_KEYS = ("vlm_path", "lora_rank", "camera_names")
-IMAGES = "observation.images."
 
 
 def resolve_device(requested: str, key: str) -> str:

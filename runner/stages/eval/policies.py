@@ -18,7 +18,7 @@ from runner.core.context import StageContext
 from runner.core.errors import ConfigError
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
 from runner.hub.refs import policy_folder
-from runner.lerobot_adapter.checkpoints import PRETRAINED, checkpoint_step, train_checkpoints, training_dataset
+from runner.lerobot_adapter.checkpoints import IMAGES, PRETRAINED, checkpoint_step, train_checkpoints, training_dataset
 from runner.schema.devices import SIM_ROBOT, is_simulated
 
 HELD_OUT_SEED = 10_000
@@ -144,7 +144,7 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
     from runner.lerobot_adapter.evaluation import policy_type_and_inputs
 
     _, inputs = policy_type_and_inputs(folder)
-    roles = {name.rsplit(".", 1)[-1]: shape for name, shape in inputs.items() if name.startswith("observation.images.")}
+    roles = {name.rsplit(".", 1)[-1]: shape for name, shape in inputs.items() if name.startswith(IMAGES)}
     errors = [
         f"the policy needs a '{role}' camera, which cameras= does not have"
         for role in sorted(set(roles) - set(cfg.cameras))
@@ -156,7 +156,7 @@ def _camera_differences(cfg: DictConfig, folder: Path) -> tuple[list[str], list[
         recorded = {
             name.rsplit(".", 1)[-1]: feature["shape"][:2]
             for name, feature in dataset_info["features"].items()
-            if name.startswith("observation.images.")
+            if name.startswith(IMAGES)
         }
         for role in sorted(set(recorded) | set(cfg.cameras)):
             now = [cfg.cameras[role].height, cfg.cameras[role].width] if role in cfg.cameras else None

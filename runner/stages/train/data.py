@@ -17,9 +17,9 @@ from runner.core import layout
 from runner.core.context import StageContext
 from runner.core.errors import ConfigError
 from runner.hub import refs
+from runner.lerobot_adapter.checkpoints import IMAGES
 
 IMAGE_POLICIES = ("act", "diffusion", "smolvla")
-IMAGES = "observation.images."
 GIVE_DATASET = "give a record or dataset run (dataset_run=latest or an id) or a Hub dataset (dataset_run=hf:OWNER/NAME)"
 
 
