@@ -208,7 +208,7 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
     from rich.table import Table
 
     table = Table(title="eval runs compared", title_justify="left")
-    remote = any(row.metrics.get("inference") == "remote" for row in rows)
+    remote = any(row.metrics.get("inference") in ("remote", "rtc") for row in rows)
     link = ["latency p50/p99 ms", "underruns", "Hz"] if remote else []
     for column in ["run", "policy", "step", "n", "succ.", "rate", "95 % CI", "reward", "ep. s", "val loss", "vs best"]:
         numeric = column in ("step", "n", "succ.", "rate", "reward", "ep. s", "val loss")
@@ -242,10 +242,12 @@ def _print_table(rows: list[Row], best: Row, differing: list[str], skipped: list
 
 
 def _link_cells(metrics: dict) -> tuple[str, str, str]:
-    if metrics.get("inference") != "remote":
-        return "local", "", ""
-    return (f"{metrics['latency_ms_p50']}/{metrics['latency_ms_p99']}", str(metrics["underruns"]),
-            str(metrics["control_hz"]))  # fmt: skip
+    def cell(key: str) -> str:
+        return "" if metrics.get(key) is None else str(metrics[key])
+
+    if metrics.get("inference") != "remote":  # no link: where the policy ran instead of its latency
+        return metrics.get("inference") or "local", cell("underruns"), cell("control_hz")
+    return f"{cell('latency_ms_p50')}/{cell('latency_ms_p99')}", cell("underruns"), cell("control_hz")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from lerobot.async_inference.helpers import RemotePolicyConfig, TimedAction, Tim
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import send_bytes_in_chunks
 
+from runner.lerobot_adapter.checkpoints import IMAGES
 from runner.serving.security import client_channel
 
 ACTION_DIM_METADATA = "x-runner-action-dim"  # runner's clients say how many joints they command
@@ -55,18 +56,19 @@ class LinkStats:
     chunk_rtt_s: list[float] = field(default_factory=list)  # observation sent -> its chunk arrived
     underruns: int = 0  # steps that found no action waiting
     steps: int = 0
-    started: float = field(default_factory=time.perf_counter)
+    first_action: float | None = None  # the achieved rate is over the intervals between the episode's actions
+    last_action: float | None = None
 
     def summary(self) -> dict[str, float | int | None]:
         def quantile(values: list[float], q: float) -> float | None:
             return round(1000 * float(np.quantile(values, q)), 2) if values else None
 
-        wall = time.perf_counter() - self.started
+        span = (self.last_action - self.first_action) if self.steps > 1 else 0.0
         return {
             "latency_ms_p50": quantile(self.obs_to_action_s, 0.5),
             "latency_ms_p99": quantile(self.obs_to_action_s, 0.99),
             "chunk_rtt_ms_p50": quantile(self.chunk_rtt_s, 0.5), "underruns": self.underruns,
-            "control_hz": round(self.steps / wall, 2) if wall > 0 else None,
+            "control_hz": round((self.steps - 1) / span, 2) if span > 0 else None,
         }  # fmt: skip
 
 
@@ -169,6 +171,9 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
                 self._answer = None
         self._last_action_at = time.monotonic()
         self.stats.steps += 1
+        self.stats.last_action = time.perf_counter()
+        if self.stats.first_action is None:
+            self.stats.first_action = self.stats.last_action
         return action.unsqueeze(0)
 
     def _send(self, batch: dict, must_go: bool, observed: float) -> None:
@@ -177,7 +182,7 @@ class RemotePolicy(torch.nn.Module):  # LeRobot's rollout asks for a module
         state = batch["observation.state"][0].detach().cpu().numpy()
         observation |= {joint: float(value) for joint, value in zip(self._joints, state, strict=True)}
         for name, image in batch.items():
-            if name.startswith("observation.images."):
+            if name.startswith(IMAGES):
                 hwc = (image[0].detach().cpu().permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
                 observation[name.rsplit(".", 1)[-1]] = hwc
         with self._lock:

@@ -18,14 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from lerobot.datasets import aggregate_pipeline_dataset_features, create_initial_features
+from lerobot.policies.rtc.configuration_rtc import RTCConfig
 from lerobot.processor import make_default_processors
 from lerobot.robots import RobotConfig, make_robot_from_config
 from lerobot.rollout.context import DatasetContext, HardwareContext, PolicyContext, ProcessorContext, RolloutContext
+from lerobot.rollout.inference.base import InferenceEngine
+from lerobot.rollout.inference.rtc import RTCInferenceEngine, supports_rtc_inference
 from lerobot.rollout.inference.sync import SyncInferenceEngine
 from lerobot.rollout.robot_wrapper import ThreadSafeRobot
 from lerobot.rollout.strategies.core import RolloutStrategy, send_next_action
 from lerobot.utils.action_interpolator import ActionInterpolator
-from lerobot.utils.feature_utils import combine_feature_dicts
+from lerobot.utils.feature_utils import combine_feature_dicts, hw_to_dataset_features
 from lerobot.utils.robot_utils import precise_sleep
 
 from runner.lerobot_adapter.devices import release
@@ -68,7 +71,31 @@ class RobotEpisode:
     wall_s: float
     stopped: bool  # ended by stop_when (the operator), not by the step cap
     clamped: int = 0  # steps where max_relative_target limited the commanded motion
+    underruns: int = 0  # control steps with no action to send (an asynchronous engine's queue was empty)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class RealTimeChunking:
+    """LeRobot's real-time chunking settings (RTCConfig and RTCInferenceConfig.queue_threshold)."""
+
+    execution_horizon: int
+    max_guidance_weight: float
+    queue_threshold: int
+
+
+def enable_rtc(loaded: LoadedPolicy, settings: RealTimeChunking) -> bool:
+    """Make the policy guide each chunk by the last one's leftover actions, as ``lerobot-rollout
+    --inference.type=rtc`` does; False when the policy cannot (not a flow-matching policy)."""
+    policy = loaded.policy
+    if not supports_rtc_inference(policy):
+        return False
+    policy.config.rtc_config = RTCConfig(
+        execution_horizon=settings.execution_horizon, max_guidance_weight=settings.max_guidance_weight
+    )
+    if hasattr(policy, "init_rtc_processor"):
+        policy.init_rtc_processor()
+    return True
 
 
 class RobotSession:
@@ -95,6 +122,7 @@ class RobotSession:
             ),
         )
         self.action_keys = list(actions)
+        self.hw_features = hw_to_dataset_features(observed, "observation")
         self.cameras = [k for k, v in observed.items() if isinstance(v, tuple)]
         self.hardware: HardwareContext | None = None
 
@@ -132,15 +160,17 @@ class RobotSession:
         max_steps: int,
         stop_when: Callable[[], bool],
         keep_frames: bool = False,
+        rtc: RealTimeChunking | None = None,
     ) -> RobotEpisode:
-        """The policy drives the arm at ``fps`` until ``stop_when()`` or ``max_steps`` control steps."""
+        """The policy drives the arm at ``fps`` until ``stop_when()`` or ``max_steps`` control steps: one policy
+        call per step (LeRobot's synchronous engine), or with ``rtc`` chunks computed in LeRobot's real-time
+        chunking thread while the arm moves (a step whose queue is empty sends nothing: an underrun)."""
         if self.hardware is None:
             raise RuntimeError("connect() the session first")
-        engine = SyncInferenceEngine(
-            loaded.policy, loaded.preprocessor, loaded.postprocessor, self.features, self._action_order(loaded),
-            instruction, self.device, self.robot.name,
-        )  # fmt: skip
+        engine = self._engine(loaded, instruction, fps, rtc)
         engine.reset()
+        engine.start()
+        engine.resume()
         context = RolloutContext(
             runtime=None,  # read only by LeRobot's strategies, not by send_next_action
             hardware=self.hardware,
@@ -153,21 +183,42 @@ class RobotSession:
         period = 1.0 / fps
         started = time.perf_counter()
         with counting_clamps() as clamps:
-            while episode.steps < max_steps:
-                tick = time.perf_counter()
-                if stop_when():
-                    episode.stopped = True
-                    break
-                observation = self.hardware.robot_wrapper.get_observation()
-                processed = self.processors.robot_observation_processor(observation)
-                send_next_action(processed, observation, context, interpolator)
-                if keep_frames and self.cameras:
-                    episode.frames.append(_side_by_side([observation[k] for k in self.cameras]))
-                episode.steps += 1
-                precise_sleep(max(0.0, period - (time.perf_counter() - tick)))
+            try:
+                while episode.steps < max_steps:
+                    tick = time.perf_counter()
+                    if stop_when():
+                        episode.stopped = True
+                        break
+                    if engine.failed:
+                        raise RuntimeError("LeRobot's real-time chunking thread stopped on an error (in run.log)")
+                    observation = self.hardware.robot_wrapper.get_observation()
+                    processed = self.processors.robot_observation_processor(observation)
+                    engine.notify_observation(processed)
+                    if send_next_action(processed, observation, context, interpolator) is None:
+                        episode.underruns += 1
+                    if keep_frames and self.cameras:
+                        episode.frames.append(_side_by_side([observation[k] for k in self.cameras]))
+                    episode.steps += 1
+                    precise_sleep(max(0.0, period - (time.perf_counter() - tick)))
+            finally:
+                engine.stop()
         episode.wall_s = time.perf_counter() - started
         episode.clamped = clamps.count
         return episode
+
+    def _engine(
+        self, loaded: LoadedPolicy, instruction: str, fps: int, rtc: RealTimeChunking | None
+    ) -> InferenceEngine:
+        if rtc is None:
+            return SyncInferenceEngine(
+                loaded.policy, loaded.preprocessor, loaded.postprocessor, self.features, self._action_order(loaded),
+                instruction, self.device, self.robot.name,
+            )  # fmt: skip
+        return RTCInferenceEngine(
+            loaded.policy, loaded.preprocessor, loaded.postprocessor, self.hardware.robot_wrapper,
+            loaded.policy.config.rtc_config, self.hw_features, instruction, fps, self.device,
+            rtc_queue_threshold=rtc.queue_threshold,
+        )  # fmt: skip
 
     def _action_order(self, loaded: LoadedPolicy) -> list[str]:
         """The policy's own action order when it names one with the robot's keys, else the robot's."""

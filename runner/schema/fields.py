@@ -33,6 +33,9 @@ class CheckMode(StrEnum):
 class Inference(StrEnum):
     local = "local"  # the policy runs in this process
     remote = "remote"  # on a `runner serve` server (LeRobot's async inference)
+    # here, with LeRobot's real-time chunking engine: chunks computed in a thread while the arm moves, each
+    # guided by the actions left of the last (flow-matching policies: SmolVLA, pi0); on a real robot only
+    rtc = "rtc"
 
 
 class LinkLost(StrEnum):

@@ -169,6 +169,11 @@ class EvalConfig:
     stale_action_s: float = bounded(2.0, gt=0)
     on_link_lost: LinkLost = LinkLost.hold
     reconnect_s: float = bounded(60.0, ge=0)
+    # rtc: LeRobot's RTCConfig (how many actions of the last chunk guide the next, and how strongly) and its
+    # RTCInferenceConfig.queue_threshold (a new chunk is computed once the queue holds this many or fewer).
+    rtc_execution_horizon: int = bounded(10, ge=1)
+    rtc_max_guidance_weight: float = bounded(10.0, gt=0)
+    rtc_queue_threshold: int = bounded(30, ge=0)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -42,10 +43,10 @@ def arms(tmp_path, monkeypatch):
         yield buses
 
 
-def _session(root, *overrides, decisions, starts=None, watch=None):
+def _session(root, *overrides, decisions, starts=None, watch=None, press_while_running=True):
     """Run a session on a terminal: space starts each trial (or ``starts`` answer the start prompts in turn);
     ``decisions`` answer, in turn, the first episode while it runs ("running...") and every "time is up";
-    ``watch(line)`` sees every line first."""
+    ``watch(line)`` sees every line first; ``press_while_running=False``: the first episode runs its time too."""
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "eval", *ROBOT, *overrides], cwd=REPO, stdin=slave,
@@ -54,7 +55,7 @@ def _session(root, *overrides, decisions, starts=None, watch=None):
     )  # fmt: skip
     os.close(slave)
     output, answers, start_keys = [], iter(decisions), iter(starts or [])
-    pressed_during_episode = False
+    pressed_during_episode = not press_while_running
     try:
         for line in process.stdout:
             output.append(line)
@@ -158,13 +159,14 @@ def test_q_stops_the_session_keeping_what_was_scored(trained, arms):
         ([], False, ["stdin is not a terminal", "runner eval"]),
         (["eval.save_rollouts=true"], True, ["eval.save_rollouts", "only in simulation"]),
         (["-m", "eval.n_episodes=1,2"], True, ["eval.n_episodes", "one evaluation session at a time"]),
+        (["eval.inference=rtc", "eval.checkpoint=last"], True, ["eval.inference", "is a act policy", "smolvla"]),
         (
             ["eval.inference=remote", "eval.server=127.0.0.1:9", "eval.checkpoint=last"],
             True,
             ["eval.server", "no policy server answers"],
         ),
     ],
-    ids=["camera-size", "no-terminal", "rollouts", "sweep", "no-server"],
+    ids=["camera-size", "no-terminal", "rollouts", "sweep", "rtc-for-act", "no-server"],
 )
 def test_bad_real_robot_eval_fails_before_the_arm_moves(trained, arms, overrides, terminal, words):
     before = set(run_dirs(trained))
@@ -235,3 +237,56 @@ def test_a_remote_policy_drives_the_arm_and_a_server_killed_mid_trial_aborts_it_
     assert [a["episode"] for a in metrics["aborted_episodes"]] == [int(rows[1]["episode"])]
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "succeeded" and record["inference"] == {"mode": "remote", "server": f"{host}:{port}"}
+
+
+@pytest.mark.slow
+def test_smolvla_drives_the_arm_with_lerobot_real_time_chunking(trained, arms, tmp_path):
+    """eval.inference=rtc: LeRobot's RTCInferenceEngine computes SmolVLA's chunks in its thread, each guided by
+    the last one's leftover actions, while the control loop sends what is queued; a step with nothing queued
+    is an underrun, counted with the achieved rate."""
+    from tiny_vlm import build_tiny_vlm
+
+    follower = arms["follower"]
+    arms["leader"].unplug()
+    root = tmp_path / "outputs"  # a root of its own: the other sessions evaluate the latest train run of `trained`
+    [record] = [d for d in run_dirs(trained) if "-record-" in d.name]
+    shutil.copytree(record, root / record.relative_to(trained))
+    vlm = build_tiny_vlm(tmp_path / "tiny-smolvlm")
+    smolvla = [
+        "policy=smolvla", f"policy.vlm_path={vlm}", "policy.load_vlm_weights=false",
+        "policy.resize_imgs_with_padding=[64,64]", "policy.chunk_size=10", "policy.n_action_steps=10",
+        "policy.max_state_dim=8", "policy.max_action_dim=8", "policy.tokenizer_max_length=16",
+        "policy.scheduler_warmup_steps=1", "policy.scheduler_decay_steps=10",
+    ]  # fmt: skip
+    trained_smolvla = run_runner(
+        "train", "experiment=sim_demo", f"dataset_run={record.name}", *smolvla, "train.steps=2", "train.save_freq=2",
+        "train.batch_size=2", "train.num_workers=0", env={"RUNNER_OUTPUTS": str(root)}, timeout=900,
+    )  # fmt: skip
+    assert trained_smolvla.returncode == 0, trained_smolvla.stderr[-3000:]
+    moved = []
+    watching = threading.Event()
+
+    def watch_arm():
+        while not watching.is_set():
+            moved.append(max(abs(s.word(GOAL_POSITION) - 2048) for s in follower.servos.values()))
+            time.sleep(0.05)
+
+    threading.Thread(target=watch_arm, daemon=True).start()
+    code, output = _session(
+        root, "eval.checkpoint=last", "eval.n_episodes=1", "episode.episode_time_s=3", "eval.inference=rtc",
+        "eval.rtc_execution_horizon=4", "eval.rtc_queue_threshold=3", "eval.videos=0", *smolvla,
+        decisions=["s"], press_while_running=False,
+    )  # fmt: skip
+    watching.set()
+    assert code == 0, output[-3000:]
+    assert max(moved) > 0 and all(s.memory[TORQUE_ENABLE] == 0 for s in follower.servos.values())
+    [run] = [d for d in run_dirs(root) if "-eval-" in d.name]
+    with open(run / "eval" / "episodes.csv", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["ended_by"] == "time" and int(row["steps"]) == 30
+    assert int(row["underruns"]) < int(row["steps"]), "the engine's chunks reached the arm"
+    assert float(row["control_hz"]) > 5
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["inference"] == "rtc" and metrics["policy_type"] == "smolvla"
+    assert metrics["underruns"] == int(row["underruns"])
+    assert json.loads((run / "run.json").read_text())["inference"] == {"mode": "rtc"}

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from runner.core import layout
 from runner.core.context import StageContext
+from runner.core.errors import ConfigError
 from runner.core.jobs import parallel_jobs
 from runner.core.provenance import package_versions
 from runner.episodes.scenarios import max_frames
@@ -44,6 +45,13 @@ def evaluate_in_sim(cfg: DictConfig, ctx: StageContext) -> dict:
     moves = camera_moves(cfg.robot)
     sizes = {role: (camera.width, camera.height) for role, camera in cfg.cameras.items()}
     link = None
+    if cfg.eval.inference.value == "rtc":
+        raise ConfigError(
+            "eval.inference",
+            "is rtc: LeRobot's real-time chunking computes chunks in a thread while a real arm moves on its own "
+            "clock, and the simulator waits for every action",
+            "evaluate in simulation with eval.inference=local (or remote); use rtc with a real robot",
+        )
     if cfg.eval.inference.value == "remote":
         refuse_what_remote_cannot_do(cfg, len(job.sources))
         link = RemoteLink(cfg, source, sizes, [f"{joint}.pos" for joint in JOINTS])

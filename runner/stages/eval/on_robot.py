@@ -81,13 +81,17 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
     from runner.episodes.trials import Console, blinded_order, draw_order_seed
     from runner.hardware.checks import require_ready_arms
     from runner.lerobot_adapter import devices, evaluation
-    from runner.lerobot_adapter.robot_rollout import RobotSession
+    from runner.lerobot_adapter.robot_rollout import RealTimeChunking, RobotSession, enable_rtc
 
     _refuse_what_a_robot_cannot_do(cfg)
     job = plan_evaluation(cfg, ctx)
     remote = cfg.eval.inference.value == "remote"
     if remote:
         refuse_what_remote_cannot_do(cfg, len(job.sources))
+    rtc = None
+    if cfg.eval.inference.value == "rtc":
+        rtc = RealTimeChunking(cfg.eval.rtc_execution_horizon, cfg.eval.rtc_max_guidance_weight,
+                               cfg.eval.rtc_queue_threshold)  # fmt: skip
     robot_config = devices.robot_config(cfg)  # a port or camera missing from the host profile fails here
     calibration = require_ready_arms(cfg, with_teleop=False)  # the arm answers, is calibrated; nothing moved
     scene = check_before_eval(cfg, job.sources[0])  # the checkpoints of a session share their recording
@@ -104,26 +108,33 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
             loaded = [link.connect()]  # before the run: a server that is not there is a config error
         else:
             loaded = [evaluation.load_policy(source.folder, job.device) for source in job.sources]
+        for policy, source in zip(loaded, job.sources, strict=True):
+            if rtc is not None and not enable_rtc(policy, rtc):
+                raise ConfigError(
+                    "eval.inference",
+                    f"is rtc, and {source.folder} is a {evaluation.policy_type_and_inputs(source.folder)[0]} "
+                    "policy: LeRobot's real-time chunking guides a flow-matching policy's chunks (smolvla, pi0, pi05)",
+                    "use eval.inference=local for this policy",
+                )
         runs = _start_runs(cfg, ctx, job.sources, blinded)
         scores = []
-        columns = [*ROBOT_COLUMNS, *LINK_COLUMNS] if remote else ROBOT_COLUMNS
+        columns = list(dict.fromkeys([*ROBOT_COLUMNS, *LINK_COLUMNS])) if remote else ROBOT_COLUMNS
         for run, source in zip(runs, job.sources, strict=True):
             run.update(session=blinded | {"sweep": ctx.sweep["id"] if len(runs) > 1 else None},
                        calibration=calibration)  # fmt: skip
-            if remote:
-                run.update(inference={"mode": "remote", "server": cfg.eval.server})
+            run.update(inference={"mode": cfg.eval.inference.value} | ({"server": cfg.eval.server} if remote else {}))
             out = begin(run, source, job.warnings)
             scene.save(run)
             scores.append(_Scores(EpisodesTable(out / layout.EPISODES_CSV, columns), out))
         console = Console(keys, len(order))
         session.connect()
-        _run_trials(cfg, job, order, loaded, scores, session, console, link)
+        _run_trials(cfg, job, order, loaded, scores, session, console, link, rtc)
         extra = {"fps": cfg.episode.fps, "max_steps": max_frames(cfg.episode), "device": job.device,
                  "robot": cfg.robot.type, "scored_by": "operator", "order_seed": order_seed,
                  "scene_check": scene.record(), "inference": cfg.eval.inference.value}  # fmt: skip
         results = [
             summarize(run, source, score.outcomes, job.episodes, extra | {"redos": score.redos}
-                      | (link_summary(score.links, link.aborted) if link else {}))
+                      | link_summary(score.links, link.aborted if link else []))
             for run, source, score in zip(runs, job.sources, scores, strict=True)
         ]  # fmt: skip
         _unblind(console, job.sources, results, ctx.sweep["id"] if len(runs) > 1 else None)
@@ -137,7 +148,7 @@ def evaluate_on_robot(cfg: DictConfig, ctx: StageContext) -> dict | list[dict]:
 
 
 def _run_trials(
-    cfg: DictConfig, job: EvaluationPlan, order, loaded, scores: list[_Scores], session, console, link
+    cfg: DictConfig, job: EvaluationPlan, order, loaded, scores: list[_Scores], session, console, link, rtc
 ) -> None:
     """Every trial of the blinded order: the operator sets it up, the policy runs, the operator scores it."""
     from runner.episodes.keys import Key
@@ -161,7 +172,13 @@ def _run_trials(
             keep = len(score.outcomes) < cfg.eval.videos and bool(cfg.cameras)
             try:
                 episode = session.run_episode(
-                    loaded[trial.policy], planned.instruction, fps, max_steps, console.episode_key, keep_frames=keep
+                    loaded[trial.policy],
+                    planned.instruction,
+                    fps,
+                    max_steps,
+                    console.episode_key,
+                    keep_frames=keep,
+                    rtc=rtc,
                 )
             except RemoteLost as error:
                 if link is None:
@@ -183,7 +200,10 @@ def _run_trials(
             seed=planned.seed, success=success, steps=episode.steps, sum_reward=float(success),
             wall_s=episode.wall_s, frames=episode.frames,
         )  # fmt: skip
-        figures = {"status": "scored", **loaded[trial.policy].policy.stats.summary()} if link else {}
+        figures = {"underruns": episode.underruns, "control_hz": round(episode.steps / episode.wall_s, 2)
+                   if episode.wall_s > 0 else None}  # fmt: skip
+        if link is not None:  # the link's figures: its underruns are the steps that waited for a chunk
+            figures = {"status": "scored", **loaded[trial.policy].policy.stats.summary()}
         score.links.append(figures)
         record_episode(score.table, score.out, trial.episode, planned, outcome, fps, trial=trial.number,
                        ended_by="key" if episode.stopped else "time", redos=trial_redos,

@@ -22,7 +22,8 @@ LINK_COLUMNS = ["status", "latency_ms_p50", "latency_ms_p99", "chunk_rtt_ms_p50"
                 "stopped_after_s"]  # fmt: skip
 REMOTE_COLUMNS = [*EPISODE_COLUMNS, *LINK_COLUMNS]
 # A real-robot session adds where the episode fell in the blinded order and how the operator ended it.
-ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps"]
+# and the control loop's own figures: steps with no action to send, and the rate it achieved.
+ROBOT_COLUMNS = [*EPISODE_COLUMNS, "trial", "ended_by", "redos", "clamped_steps", "underruns", "control_hz"]
 
 
 def aborted_row(planned, aborted: dict, **extra) -> dict:
