@@ -13,11 +13,16 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from runner.core.errors import ConfigError
 from runner.stages.eval.policies import PolicySource
+
+if TYPE_CHECKING:
+    from runner.lerobot_adapter.evaluation import LoadedPolicy
+    from runner.lerobot_adapter.remote_policy import RemoteLost
 
 log = logging.getLogger("runner.eval")
 
@@ -49,14 +54,14 @@ class RemoteLink:
 
     def __init__(self, cfg: DictConfig, source: PolicySource, cameras: dict[str, tuple[int, int]], joints: list[str]):
         self.settings, self.source, self.cameras, self.joints = cfg.eval, source, cameras, joints
-        self.loaded = None
+        self.loaded: LoadedPolicy | None = None
         self.aborted: list[dict] = []
 
     @property
     def address(self) -> str:
         return self.settings.server
 
-    def connect(self):
+    def connect(self) -> LoadedPolicy:
         """The served policy, handshake passed; a ConfigError when no server answers or it refuses."""
         from runner.lerobot_adapter.remote_policy import RemoteLost, RemoteRefused
 
@@ -68,7 +73,7 @@ class RemoteLink:
             ) from None
         return self.loaded
 
-    def lost(self, index: int, error, record_aborted: Callable[[dict], None]):
+    def lost(self, index: int, error: RemoteLost, record_aborted: Callable[[dict], None]) -> LoadedPolicy:
         """Episode ``index`` lost its link: record it aborted, wait for the server, and return the policy to run
         the episode again with; LinkGone when the server does not come back within eval.reconnect_s."""
         from runner.lerobot_adapter.remote_policy import RemoteLost
@@ -101,7 +106,7 @@ class RemoteLink:
         if self.loaded is not None:
             self.loaded.policy.close()
 
-    def _open(self):
+    def _open(self) -> LoadedPolicy:
         from runner.lerobot_adapter import evaluation
         from runner.serving.security import read_token
 
