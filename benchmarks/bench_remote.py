@@ -18,27 +18,11 @@ import argparse
 import csv
 import json
 import os
-import re
 import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
-from timed_runner import RUNNER, run
-
-SERVED_AT = re.compile(r" on (\S+):(\d+)")
-
-
-def _serve(env: dict, *overrides: str) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [RUNNER, "serve", "experiment=sim_demo", "serve.port=0", *overrides], env=env, text=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    for line in server.stderr:
-        if line.startswith("runner serve:"):
-            host, port = SERVED_AT.search(line).groups()
-            return server, f"{host}:{port}"
-    raise SystemExit(f"runner serve did not start (exit {server.wait()})")
+from timed_runner import run, serve
 
 
 def _latest_eval(outputs: Path) -> Path:
@@ -76,7 +60,7 @@ def main() -> None:
         print(f"  {'in-process (reference)':30s} {local_metrics['episodes_per_s']:.3f} episodes/s "
               f"({local_s:.1f} s for the command)")  # fmt: skip
         for name, serve_overrides, eval_overrides in cases:
-            server, address = _serve(env, *serve_overrides)
+            server, address = serve(env, *serve_overrides)
             try:
                 seconds = run([*evaluate, "eval.inference=remote", f"eval.server={address}", *eval_overrides], env)
             finally:

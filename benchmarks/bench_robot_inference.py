@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import pty
-import re
 import shutil
 import signal
 import subprocess
@@ -24,10 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timed_runner import REPO, RUNNER, run
+from timed_runner import REPO, RUNNER, run, serve
 
 sys.path.insert(0, str(REPO / "tests"))
-SERVED_AT = re.compile(r" on (\S+):(\d+)")
 ROBOT = ["experiment=sim_demo", "robot=so101_follower", "teleop=so101_leader", "host=emulated", "cameras=wrist_side",
          "cameras.wrist.width=128", "cameras.wrist.height=96", "cameras.side.width=128", "cameras.side.height=96",
          "cameras.wrist.fourcc=null", "cameras.side.fourcc=null", "scene_check=off", "eval.videos=0",
@@ -63,18 +61,6 @@ def _session(env: dict, *overrides: str) -> None:
         raise SystemExit("runner eval failed:\n" + "".join(output)[-3000:])
 
 
-def _serve(env: dict, policy_run: str, *overrides: str) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen(
-        [RUNNER, "serve", "experiment=sim_demo", "serve.port=0", f"policy_run={policy_run}", *overrides], env=env,
-        text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    for line in server.stderr:
-        if line.startswith("runner serve:"):
-            host, port = SERVED_AT.search(line).groups()
-            return server, f"{host}:{port}"
-    raise SystemExit(f"runner serve did not start (exit {server.wait()})")
-
-
 def _latest(outputs: Path, stage: str) -> Path:
     return max((p for p in outputs.glob("*/*") if f"-{stage}-" in p.name), key=lambda p: p.name)
 
@@ -82,7 +68,7 @@ def _latest(outputs: Path, stage: str) -> Path:
 def main() -> None:
     from tiny_vlm import build_tiny_vlm
 
-    from runner.commands.emulate import serve
+    from runner.commands.emulate import serve as emulated_arms
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--episodes", type=int, default=3)
@@ -106,12 +92,12 @@ def main() -> None:
         steps = round(args.episode_s * 10)
         print(f"emulated SO-101, 2 cameras 128x96, 10 Hz, {args.episodes} episodes x {steps} steps per session, "
               f"{os.cpu_count()} cores")  # fmt: skip
-        with serve(Path(env["RUNNER_EMULATED_DIR"]), leader_moves=False):
+        with emulated_arms(Path(env["RUNNER_EMULATED_DIR"]), leader_moves=False):
             for name, policy_run, policy, inference in cases:
                 server = None
                 where = [f"eval.inference={inference}"]
                 if inference == "remote":
-                    server, address = _serve(env, policy_run, *policy)
+                    server, address = serve(env, f"policy_run={policy_run}", *policy)
                     where.append(f"eval.server={address}")
                 try:
                     _session(env, f"policy_run={policy_run}", *policy, *episode, *where)
