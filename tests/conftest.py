@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import warm_start
 
 import runner.sim  # noqa: F401  (picks MuJoCo's GL backend before any test imports mujoco)
 
@@ -40,15 +41,13 @@ def outputs_root(tmp_path, monkeypatch) -> Path:
 
 
 def run_runner(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | None = None):
-    """`runner ARGS` in a fresh interpreter (as `python -m runner`)."""
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    """`runner ARGS` in a process of its own (as `python -m runner`; a fork of tests/warm_start.py's server
+    where that is the same)."""
+    environment = {**os.environ, **(env or {})}
+    if warm_start.eligible(environment, {}):
+        return warm_start.run(list(args), cwd=cwd, env=environment, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=environment)  # fmt: skip
 
 
 def start_server(
@@ -84,27 +83,20 @@ def stop_server(process: subprocess.Popen) -> str:
 
 def run_probe(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | None = None):
     """The test-only `probe` stage through the real stage machinery (see probe_stage.py)."""
-    return subprocess.run(
-        [sys.executable, str(PROBE), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    environment = {**os.environ, **(env or {})}
+    if warm_start.eligible(environment, {}):
+        return warm_start.run(list(args), script=PROBE, cwd=cwd, env=environment, timeout=timeout)
+    return subprocess.run([sys.executable, str(PROBE), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=environment)  # fmt: skip
 
 
 def start_runner(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     """`runner ARGS` in the background, its log (stderr) readable line by line."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", *args],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-        **popen,
-    )
+    environment = {**os.environ, **(env or {})}
+    if warm_start.eligible(environment, popen):
+        return warm_start.WarmProcess(list(args), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=environment, **popen)  # fmt: skip
 
 
 def wait_for_log(process: subprocess.Popen, *words: str) -> None:
@@ -128,14 +120,12 @@ def wait_until(condition, what: str, timeout: float = 120, process: subprocess.P
 
 
 def start_probe(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(PROBE), *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    environment = {**os.environ, **(env or {})}
+    if warm_start.eligible(environment, {}):
+        return warm_start.WarmProcess(list(args), script=PROBE, env=environment, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen([sys.executable, str(PROBE), *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environment)  # fmt: skip
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -220,3 +210,7 @@ def fake_hub(tmp_path_factory) -> FakeHub:
     assert seeded.returncode == 0, seeded.stderr[-3000:]
     yield hub
     hub.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    warm_start.SERVER.stop()
