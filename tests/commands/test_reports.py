@@ -41,15 +41,23 @@ def test_dataset_report_has_every_section_and_the_dataset_s_numbers(trained):
         assert coverage["limits"] and 0 < coverage["share"] <= 1.2  # the sim arm's range, saved by record
     assert set(numbers["jerk_rms"]) == {"0", "1"} and numbers["cameras"] == ["wrist", "side"]
     assert numbers["contact_sheet_episodes"] == [0, 1]
+    drift = numbers["scene_drift"]
+    assert {(row["episode"], row["camera"]) for row in drift["episodes"]} == {
+        (e, c) for e in (0, 1) for c in ("wrist", "side")
+    }
+    for row in drift["episodes"]:
+        if row["episode"] == 0:  # against itself
+            assert row["shift_px"] < 0.05 and row["changed_fraction"] == 0 and not row["problems"]
+    assert set(drift["first_changed_episode"]) == {"wrist", "side"} and drift["thresholds"]["max_shift"] == 0.01
 
     assert numbers["run"] == record_run.name
     report = Path(numbers["dir"])
     page = (report / "report.html").read_text()
     for heading in ("Episodes per scenario and operator", "Episode durations", "Discarded attempts",
-                    "Joint-range coverage", "Action smoothness", "Contact sheet"):  # fmt: skip
+                    "Joint-range coverage", "Action smoothness", "Contact sheet", "Scene drift"):  # fmt: skip
         assert f"<h2>{heading}</h2>" in page and f"## {heading}" in (report / "report.md").read_text()
     images = re.findall(r"<img src='([^']+)'", page)
-    assert len(images) == 4 and all((report / image).stat().st_size > 2000 for image in images)
+    assert len(images) == 5 and all((report / image).stat().st_size > 2000 for image in images)
     record = json.loads((report / "run.json").read_text())
     assert record["status"] == "succeeded" and record["parents"] == [record_run.name]
 

@@ -65,3 +65,18 @@ def test_the_registration_recovers_a_known_image_shift(recorded):
     difference, _ = compare(image[8:-8, 8:-8], shifted[8:-8, 8:-8])
     assert difference.shift_x_px == pytest.approx(-3, abs=0.3)
     assert difference.shift_y_px == pytest.approx(2, abs=0.3)
+
+
+@pytest.mark.parametrize(
+    "change, first", [({"target_position": (0.25, 0.08)}, 3), ({"camera_moves": {"side": [0.02, 0, 0]}}, 4)]
+)
+def test_drift_inside_a_recording_shows_at_the_episode_the_scene_changed(change, first):
+    """Start frames of six episodes: the same scene (one with other lighting), then from episode ``first`` on a
+    target slid 5 cm or a side camera pushed 2 cm."""
+    from runner.scene.drift import first_changes, scene_drift
+
+    frames = {episode: _view(**(change if episode >= first else {"lighting_jitter": 0.2 * (episode == 1)}))
+              for episode in range(6)}  # fmt: skip
+    drift = scene_drift(frames, DEFAULTS)
+    assert first_changes(drift) == {"side": first}
+    assert [bool(row.problems) for row in drift] == [episode >= first for episode in range(6)]

@@ -2,7 +2,8 @@
 
 Episodes per scenario and operator with their success labels, the episode durations, the attempts that
 were discarded and why, how much of each joint's range the demonstrations cover, how smooth the actions
-are (jerk), a contact sheet of first, middle and last frames per camera, and the frame rate achieved.
+are (jerk), a contact sheet of first, middle and last frames per camera, the frame rate achieved, and whether
+the scene drifted during the recording (each episode's start view against the first's, `runner.scene.drift`).
 Numbers come from the run's episodes.csv and from the LeRobot dataset itself (read with LeRobot); the run
 is only read. Writes report.{md,html,json} and PNGs into a run of its own.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,57 @@ def _contact_sheet(tables, path: Path) -> list[int]:
     return episodes
 
 
+def _first_frames(tables) -> dict[int, dict[str, np.ndarray]]:
+    """Each episode's first frame, every camera, as uint8 RGB."""
+    frames = {}
+    for episode in sorted({int(e) for e in tables.episode_index}):
+        first = int(np.argmax(tables.episode_index == episode))
+        frames[episode] = {role: (np.clip(tables.image(first, role), 0, 1) * 255).round().astype(np.uint8)
+                           for role in tables.cameras}  # fmt: skip
+    return frames
+
+
+def _thresholds(config: dict[str, Any]):
+    """The record run's scene.* thresholds (a run older than the scene check: today's defaults)."""
+    from runner.scene.check import Thresholds
+    from runner.schema.devices import SceneConfig
+
+    return Thresholds(**{**asdict(SceneConfig()), **(config.get("scene") or {})})
+
+
+def _drift_section(page: Page, numbers: dict[str, Any], tables, config: dict[str, Any], out: Path) -> None:
+    from runner.scene.drift import first_changes, scene_drift
+
+    thresholds = _thresholds(config)
+    drift = scene_drift(_first_frames(tables), thresholds)
+    changes = first_changes(drift)
+    numbers["scene_drift"] = {"thresholds": asdict(thresholds), "first_changed_episode": changes,
+                              "episodes": [row.record() for row in drift]}  # fmt: skip
+    page.heading("Scene drift")
+    fig, (moved, changed) = figure(7, 4.2, rows=2)
+    for camera in changes:
+        rows = [row for row in drift if row.camera == camera]
+        episodes = [row.episode for row in rows]
+        moved.plot(episodes, [row.shift_px for row in rows], marker="o", label=camera)
+        changed.plot(episodes, [100 * row.changed_fraction for row in rows], marker="o", label=camera)
+    width = tables.image(0, tables.cameras[0]).shape[1] if tables.cameras else 0
+    moved.axhline(thresholds.max_shift * width, color="#999999", linestyle="--", linewidth=1)
+    changed.axhline(100 * thresholds.max_changed, color="#999999", linestyle="--", linewidth=1)
+    moved.set_ylabel("view moved (px)")
+    changed.set_ylabel("changed (% of view)")
+    changed.set_xlabel("episode (its first frame, against episode 0's)")
+    moved.legend(fontsize=8)
+    save(fig, out / "scene_drift.png")
+    caption = (
+        "Each episode's start view against the first episode's, per camera; dashed: the scene.* thresholds "
+        "a session is held to. A random cube start gives the changed share a floor."
+    )
+    page.image("scene_drift.png", caption)
+    words = [f"camera '{camera}' from episode {episode}" if episode is not None else f"camera '{camera}' never"
+             for camera, episode in changes.items()]  # fmt: skip
+    page.text("The view differs from episode 0's beyond the thresholds: " + "; ".join(words) + ".")
+
+
 def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
     """Analyse the record run at ``run_dir`` and write the report into ``out``; returns the numbers."""
     numbers = analyse(run_dir)
@@ -181,6 +234,7 @@ def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
         shown = _contact_sheet(tables, out / "contact_sheet.png")
         numbers["contact_sheet_episodes"] = shown
         page.image("contact_sheet.png", f"First, middle and last frames of episodes {', '.join(map(str, shown))}")
+        _drift_section(page, numbers, tables, yaml.safe_load((run_dir / layout.CONFIG_YAML).read_text()), out)
     files = page.write(out)
     (out / "report.json").write_text(json.dumps(numbers, indent=2))
     return {**numbers, "files": [*files, "report.json"]}, page

@@ -21,9 +21,9 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img{max-widt
 figcaption{color:#555;font-size:.9em;margin-bottom:1.5em}"""
 
 
-def figure(width: float = 7.0, height: float = 3.2):
+def figure(width: float = 7.0, height: float = 3.2, rows: int = 1):
     with plt.style.context("default"), plt.rc_context(STYLE):
-        return plt.subplots(figsize=(width, height))
+        return plt.subplots(rows, 1, figsize=(width, height), sharex=rows > 1)
 
 
 def save(fig, path: Path) -> None:

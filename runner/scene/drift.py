@@ -1,0 +1,64 @@
+"""Drift inside a recording: each episode's start frame against the first episode's, camera by camera.
+
+The scene check compares a session with its recording; this compares a recording with itself, so "the sheet
+was fixed from episode 31 on" or "the laptop with the side camera was moved after lunch" shows as a step at
+that episode. Each episode starts with the arm at its start pose, so the arm does not count; in a scenario
+with a random cube start the cube's own place differs from episode to episode and gives the changed share a
+floor of its own: a step above that floor is the scene changing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runner.scene.check import Thresholds, judge
+from runner.scene.compare import NothingToCompare, compare
+
+
+@dataclass(frozen=True)
+class EpisodeDrift:
+    episode: int
+    camera: str
+    shift_px: float
+    rotation_deg: float
+    changed_fraction: float
+    problems: list[str]  # what exceeds scene.* against the first episode, in words
+
+    def record(self) -> dict[str, Any]:
+        return {"episode": self.episode, "camera": self.camera, "shift_px": round(self.shift_px, 3),
+                "rotation_deg": round(self.rotation_deg, 3), "changed_fraction": round(self.changed_fraction, 5),
+                "problems": self.problems}  # fmt: skip
+
+
+def scene_drift(first_frames: dict[int, dict[str, np.ndarray]], thresholds: Thresholds) -> list[EpisodeDrift]:
+    """Every episode's first frame (episode -> camera -> uint8 RGB) against the earliest episode's."""
+    if not first_frames:
+        return []
+    episodes = sorted(first_frames)
+    reference = first_frames[episodes[0]]
+    drift = []
+    for episode in episodes:
+        for camera, frame in first_frames[episode].items():
+            if camera not in reference or reference[camera].shape != frame.shape:
+                continue
+            try:
+                difference, _ = compare(reference[camera], frame)
+            except NothingToCompare as error:
+                drift.append(EpisodeDrift(episode, camera, float("nan"), float("nan"), float("nan"), [str(error)]))
+                continue
+            drift.append(EpisodeDrift(episode, camera, difference.shift_px, difference.rotation_deg,
+                                      difference.changed_fraction, judge(difference, thresholds)))  # fmt: skip
+    return drift
+
+
+def first_changes(drift: list[EpisodeDrift]) -> dict[str, int | None]:
+    """Per camera, the first episode whose start view differs from the first episode's beyond scene.*."""
+    changes: dict[str, int | None] = {}
+    for row in drift:
+        changes.setdefault(row.camera, None)
+        if row.problems and changes[row.camera] is None:
+            changes[row.camera] = row.episode
+    return changes
