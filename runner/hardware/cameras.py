@@ -17,7 +17,8 @@ import numpy as np
 # Where udev keeps stable camera names; tests point it at a folder of video files.
 BY_ID_ENV = "RUNNER_VIDEO_BY_ID"
 # A host profile's camera value that stands an emulated camera in for a device: `emulated:pattern` or
-# `emulated:<video file>`, optionally `@<delivered fps>` and `?faults=<file>` (runner.lerobot_adapter.emulated_camera).
+# `emulated:<video or image file>`, optionally `@<delivered fps>` and `?faults=<file>`
+# (runner.lerobot_adapter.emulated_camera).
 EMULATED_PREFIX = "emulated:"
 
 

@@ -1,4 +1,5 @@
-"""An emulated camera: a LeRobot camera type that plays a video file, or a generated test pattern, in real time.
+"""An emulated camera: a LeRobot camera type that plays a video file, a still image of a scene (with a sensor's
+noise, so a frozen stream stays detectable), or a generated test pattern, in real time.
 
 It stands in for a USB camera where none is attached (tests, ``runner emulate``), so the real-robot code
 path (LeRobot's SO follower reading ``read_latest()`` from each camera) runs unchanged. LeRobot's OpenCV
@@ -24,6 +25,9 @@ from lerobot.cameras.camera import Camera
 from lerobot.utils.errors import DeviceAlreadyConnectedError, DeviceNotConnectedError
 
 PATTERN = "pattern"
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# A still scene's sensor noise (standard deviation, of 255): a real camera never delivers two equal frames.
+SENSOR_NOISE = 1.5
 PATTERN_SECONDS = 2
 FAULTS = ("unplug", "hang", "freeze", "drop")
 # With the drop fault, one new frame in this many.
@@ -33,7 +37,7 @@ DROP_EVERY = 3
 @CameraConfig.register_subclass("runner_emulated")
 @dataclass(kw_only=True)
 class EmulatedCameraConfig(CameraConfig):
-    # A video file to loop, or "pattern" for a generated moving test pattern.
+    # A video file to loop, an image (.png/.jpg/.bmp: a static scene), or "pattern" for a moving test pattern.
     source: str = PATTERN
     color_mode: ColorMode = ColorMode.RGB
     # New frames per second actually delivered, when lower than fps (a camera behind a busy USB hub).
@@ -45,7 +49,7 @@ class EmulatedCameraConfig(CameraConfig):
         if None in (self.fps, self.width, self.height):
             raise ValueError("an emulated camera needs fps, width and height")
         if self.source != PATTERN and not Path(self.source).is_file():
-            raise ValueError(f"emulated camera source {self.source} is not a video file (or use '{PATTERN}')")
+            raise ValueError(f"emulated camera source {self.source} is not a video or image file (or use '{PATTERN}')")
 
 
 def _pattern(width: int, height: int, count: int) -> list[np.ndarray]:
@@ -61,6 +65,16 @@ def _pattern(width: int, height: int, count: int) -> list[np.ndarray]:
         frame[:, left : left + max(2, width // 16)] = 255
         frames.append(frame)
     return frames
+
+
+def _still(path: str, width: int, height: int, count: int) -> list[np.ndarray]:
+    """A static scene as a camera sees it: the image at the camera's size, each frame with its own noise."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ConnectionError(f"emulated camera: {path} is not a readable image")
+    scene = cv2.cvtColor(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    noise = np.random.default_rng(0)
+    return [np.clip(scene + noise.normal(0, SENSOR_NOISE, scene.shape), 0, 255).astype(np.uint8) for _ in range(count)]
 
 
 def _video(path: str, width: int, height: int) -> list[np.ndarray]:
@@ -81,7 +95,7 @@ def _video(path: str, width: int, height: int) -> list[np.ndarray]:
 
 
 class EmulatedCamera(Camera):
-    """Frames of a video file or a test pattern, picked by wall-clock time at ``fps``, looping."""
+    """Frames of a video file, a still scene or a test pattern, picked by wall-clock time at ``fps``, looping."""
 
     def __init__(self, config: EmulatedCameraConfig) -> None:
         super().__init__(config)
@@ -107,6 +121,8 @@ class EmulatedCamera(Camera):
         width, height, fps = self.config.width, self.config.height, self.config.fps
         if self.config.source == PATTERN:
             self._frames = _pattern(width, height, PATTERN_SECONDS * fps)
+        elif Path(self.config.source).suffix.lower() in STILL_SUFFIXES:
+            self._frames = _still(self.config.source, width, height, PATTERN_SECONDS * fps)
         else:
             self._frames = _video(self.config.source, width, height)
         self._started = time.perf_counter()

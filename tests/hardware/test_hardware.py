@@ -530,3 +530,59 @@ def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_
     clean_repeats = int(clean["repeated_frames"].removeprefix("side="))
     assert clean["kept"] == "True" and clean_repeats <= REPEATED_FRAMES_WARN * int(clean["frames"])  # not flagged
     assert load_dataset(run / "dataset", "local/runner").num_episodes == 3
+
+
+def _scene_image(path, shift_px: int = 0) -> None:
+    """A static scene for an emulated camera (soft blobs on a gradient, 160x120), shifted right by ``shift_px``."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    scene = np.zeros((120, 200, 3), np.float32)
+    scene += np.linspace(40, 160, 200, dtype=np.float32)[None, :, None]
+    for _ in range(14):
+        centre = (int(rng.integers(0, 200)), int(rng.integers(0, 120)))
+        cv2.circle(scene, centre, int(rng.integers(6, 18)), rng.uniform(0, 255, 3).tolist(), -1)
+    scene = cv2.GaussianBlur(scene, (0, 0), 1.2)
+    cv2.imwrite(str(path), scene[:, 20 - shift_px : 180 - shift_px].astype(np.uint8))
+
+
+@pytest.mark.alone  # emulated servos answer from this process's threads, within LeRobot's timeouts
+def test_resuming_on_real_arms_refuses_a_moved_camera_and_continues_in_the_same_scene(tmp_path, outputs_root):
+    from conftest import run_runner
+
+    from runner.lerobot_adapter.datasets import load_dataset
+
+    scene = tmp_path / "scene.png"
+    _scene_image(scene)
+    side = ["cameras=side_only", f"+host.cameras.side=emulated:{scene}", "cameras.side.width=160",
+            "cameras.side.height=120", "cameras.side.fps=10", "episode.episode_time_s=1"]  # fmt: skip
+    with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
+        _calibration(tmp_path / "follower.json")
+        _calibration(tmp_path / "leader.json")
+        arms = [a for a in _arms(follower, leader, tmp_path) if a != "cameras=none"]
+        result = run_runner("record", *arms, *side, "episode.num_episodes=1", timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        [run] = run_dirs(outputs_root)
+        before = sorted(str(p) for p in run.rglob("*"))
+
+        _scene_image(scene, shift_px=5)  # the camera was pushed between the sessions
+        resume = [f"resume={run.name}", "episode.num_episodes=2"]
+        forgot = run_runner("record", *resume, timeout=300)  # the default robot is the simulated arm
+        assert forgot.returncode == 2 and "`robot` was so101_follower in run" in forgot.stderr, forgot.stderr[-3000:]
+        assert "robot=so101_follower teleop=so101_leader cameras=side_only" in forgot.stderr
+        resume += ["robot=so101_follower", "teleop=so101_leader", "cameras=side_only", side[1]]
+        refused = run_runner("record", *resume, timeout=300)
+        assert refused.returncode == 2, refused.stderr[-3000:]
+        assert "`scene_check`" in refused.stderr and "camera 'side' moved 5." in refused.stderr
+        assert f"runner check-scene {run.name}" in refused.stderr
+        assert sorted(str(p) for p in run.rglob("*")) == before, "nothing may be written"
+        assert all(servo.memory[40] == 0 for servo in follower.servos.values())  # the arm never moved
+
+        _scene_image(scene)  # put back
+        result = run_runner("record", *resume, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    checked = json.loads((run / "run.json").read_text())["scene_check"]
+    assert checked["mode"] == "refuse" and not checked["changed"]
+    assert checked["cameras"]["side"]["shift_px"] < 0.5 and (run / checked["cameras"]["side"]["overlay"]).exists()
+    assert load_dataset(run / "dataset", "local/default").num_episodes == 2

@@ -48,7 +48,14 @@ MAX_CONSECUTIVE_REJECTS = 3
 # Beside an episode's frames: its table rows, metadata, and the copies a save keeps to roll back.
 EPISODE_RESERVE_BYTES = 5_000_000
 # Keys a resumed recording may change; everything else must match the dataset being continued.
-RESUMABLE_KEYS = ("episode.num_episodes", "episode.realtime", "episode.early_stop", "episode.reset_time_s")
+RESUMABLE_KEYS = (
+    "episode.num_episodes",
+    "episode.realtime",
+    "episode.early_stop",
+    "episode.reset_time_s",
+    "scene_check",
+    "scene",
+)
 
 
 def record_plan(cfg: DictConfig) -> list[PlannedEpisode]:
@@ -84,6 +91,47 @@ def _check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"task.scenarios[{index}].target_position", f"is {list(target)}", "give [x, y]")
 
 
+def _scene_before_resume(cfg: DictConfig, previous: outputs.RunInfo) -> tuple | None:
+    """On real arms, before resuming: each camera now against the recording's first episode (the arm at its start
+    pose), so that a camera moved since does not mix two scenes into one dataset. Cameras are read before the
+    arms connect; a changed scene is refused (scene_check=refuse) before anything is written."""
+    from runner.scene.check import CameraUnusable
+    from runner.scene.sources import NoReference, check_on_cameras
+
+    if cfg.scene_check.value == "off" or not cfg.cameras:
+        return None
+    try:
+        check, recorded, live = check_on_cameras(cfg, previous.path / layout.DATASET_DIR)
+    except NoReference as error:
+        log.info("scene not checked: %s", error)
+        return None
+    except CameraUnusable as error:
+        raise ConfigError("scene_check", f"cannot compare the scene with the recording: {error}",
+                          "connect the recording's cameras, or resume with scene_check=off") from None  # fmt: skip
+    log.info("scene check against %s in %.2f s: %s", check.reference, check.seconds, check.summary() or "unchanged")
+    if check.changed and cfg.scene_check.value == "refuse":
+        raise ConfigError(
+            "scene_check",
+            f"found the scene changed since this recording began ({check.reference}): {check.summary()}",
+            f"put the camera (or the target) back as it was (`runner check-scene {previous.id}` saves what each "
+            "camera sees now beside what it saw then), or resume anyway with scene_check=warn (the dataset then "
+            "holds two scenes: `runner report dataset` shows from which episode)",
+        )
+    return check, recorded, live
+
+
+def _save_scene(run: Run, mode: str, check, recorded, live) -> None:
+    from runner.scene.check import save_overlays
+    from runner.scene.sources import record_of
+
+    save_overlays(check, recorded.frames, live, run.dir, run.dir)
+    for camera in check.cameras:
+        run.add_artifact(camera.overlay)
+    if check.changed:
+        log.warning("the scene changed since the recording began (scene_check=warn): %s", check.summary())
+    run.update(scene_check=record_of(check, mode))
+
+
 def record(cfg: DictConfig, ctx: StageContext) -> None:
     from runner.episodes.validation import FrameLog, check_episode
     from runner.hardware.checks import require_ready_arms
@@ -103,10 +151,13 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
     disk.require_free(ctx.outputs_root if previous is None else previous.path, need,
                       f"one episode ({cfg.episode.episode_time_s:g} s of {len(cfg.cameras)} camera(s))")  # fmt: skip
     calibration = require_ready_arms(cfg)
+    scene = _scene_before_resume(cfg, previous) if previous is not None and not sim else None
 
     run: Run = ctx.resume_run(previous, cfg) if previous is not None else ctx.start_run()
     if calibration:
         run.update(calibration=calibration)
+    if scene is not None:
+        _save_scene(run, cfg.scene_check.value, *scene)
     dataset_root = run.dir / layout.DATASET_DIR
     if previous is not None:
         removed = dataset_recorder.clean_staged_frames(dataset_root)
