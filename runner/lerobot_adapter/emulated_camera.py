@@ -182,7 +182,7 @@ class EmulatedCamera(Camera):
         if wait * 1000 > timeout_ms:
             raise TimeoutError(f"{self}: no frame within {timeout_ms} ms at {self._rate} fps")
         time.sleep(max(0.0, wait))
-        return self._frame(index)
+        return self._frame(index) if self._fault() is None else self._current(timeout_ms)
 
     def read_latest(self, max_age_ms: int = 500) -> np.ndarray:
         return self._current(max_age_ms)

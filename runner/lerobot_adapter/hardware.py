@@ -117,14 +117,13 @@ def calibrate(config: RobotConfig | TeleoperatorConfig) -> Path:
     return Path(device.calibration_fpath)
 
 
-def capture_frame(config: CameraConfig, settle_frames: int = 10) -> np.ndarray:
-    """One RGB frame from a camera opened through LeRobot, after ``settle_frames`` (auto exposure settles)."""
+def capture_frames(config: CameraConfig, settle_frames: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The last two of ``settle_frames`` RGB frames (auto exposure settles first) from a camera opened through
+    LeRobot: two, so a caller can tell a live stream from a frozen one."""
     camera = make_cameras_from_configs({"scene": config})["scene"]
     camera.connect()
     try:
-        frame = camera.async_read(timeout_ms=2000)
-        for _ in range(settle_frames):
-            frame = camera.async_read(timeout_ms=2000)
-        return np.asarray(frame)
+        frames = [np.asarray(camera.async_read(timeout_ms=2000)) for _ in range(max(2, settle_frames))]
+        return frames[-2], frames[-1]
     finally:
         camera.disconnect()

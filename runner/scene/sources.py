@@ -108,7 +108,10 @@ def camera_view(cfg: DictConfig) -> dict[str, np.ndarray]:
     frames = {}
     for role in cfg.cameras:
         try:
-            frames[role] = hardware.capture_frame(devices.camera_config(cfg, role))
+            before, frames[role] = hardware.capture_frames(devices.camera_config(cfg, role))
         except Exception as error:  # LeRobot's camera errors: not found, busy, no frame in time
             raise CameraUnusable(role, f"gives no frame ({type(error).__name__}: {error})") from None
+        if np.array_equal(before, frames[role]):  # a sensor's noise makes two live frames differ
+            raise CameraUnusable(role, "delivers the same image frame after frame (a frozen stream: unplug and "
+                                       "replug it, or restart the program holding it)")  # fmt: skip
     return frames

@@ -548,14 +548,15 @@ def _scene_image(path, shift_px: int = 0) -> None:
 
 
 @pytest.mark.alone  # emulated servos answer from this process's threads, within LeRobot's timeouts
-def test_resuming_on_real_arms_refuses_a_moved_camera_and_continues_in_the_same_scene(tmp_path, outputs_root):
+def test_resuming_on_real_arms_refuses_a_moved_or_frozen_camera_and_continues_in_the_same_scene(tmp_path, outputs_root):
     from conftest import run_runner
 
     from runner.lerobot_adapter.datasets import load_dataset
 
     scene = tmp_path / "scene.png"
     _scene_image(scene)
-    side = ["cameras=side_only", f"+host.cameras.side=emulated:{scene}", "cameras.side.width=160",
+    fault = tmp_path / "side.fault"
+    side = ["cameras=side_only", f"+host.cameras.side='emulated:{scene}?faults={fault}'", "cameras.side.width=160",
             "cameras.side.height=120", "cameras.side.fps=10", "episode.episode_time_s=1"]  # fmt: skip
     with EmulatedFeetechBus() as follower, EmulatedFeetechBus() as leader:
         _calibration(tmp_path / "follower.json")
@@ -579,7 +580,11 @@ def test_resuming_on_real_arms_refuses_a_moved_camera_and_continues_in_the_same_
         assert sorted(str(p) for p in run.rglob("*")) == before, "nothing may be written"
         assert all(servo.memory[40] == 0 for servo in follower.servos.values())  # the arm never moved
 
-        _scene_image(scene)  # put back
+        _scene_image(scene)  # put back, but the camera's stream froze
+        fault.write_text("freeze")
+        frozen = run_runner("record", *resume, timeout=300)
+        assert frozen.returncode == 2 and "camera 'side': delivers the same image frame after frame" in frozen.stderr
+        fault.write_text("")
         result = run_runner("record", *resume, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
     checked = json.loads((run / "run.json").read_text())["scene_check"]
