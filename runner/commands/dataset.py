@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     drop.add_argument(
         "--where", action="append", default=[], help="COLUMN=VALUE of runner_episodes.csv, e.g. success=false"
     )
+    drop.add_argument("--scene-unlike", type=int, metavar="EPISODE",
+                      help="episodes whose start view differs from EPISODE's beyond the run's scene.* thresholds "
+                      "(a camera moved, a target slid: see `runner report dataset`)")  # fmt: skip
     retask = operations.add_parser("retask", help="rewrite task strings (the most specific option wins)")
     retask.add_argument("run", help=RUN_HELP)
     retask.add_argument("--task", help="a new task string for every episode")
@@ -57,7 +60,8 @@ def main(argv: list[str]) -> int:
         else:
             source = plans.read_source(root, args.run)
             if args.operation == "drop":
-                derived = [plans.plan_drop(source, args.episodes, args.scenario, args.where)]
+                unlike = None if args.scene_unlike is None else plans.scene_unlike(source, args.scene_unlike)
+                derived = [plans.plan_drop(source, args.episodes, args.scenario, args.where, unlike)]
             elif args.operation == "retask":
                 derived = [plans.plan_retask(source, args.task, args.scenario, args.episode)]
             else:

@@ -114,11 +114,27 @@ def _where_matches(source: Source, conditions: list[str]) -> set[int]:
     return chosen
 
 
-def plan_drop(source: Source, episodes: str | None, scenarios: list[str], where: list[str]) -> Derived:
-    """Drop the episodes matching every selector given (--episodes, --scenario, --where)."""
-    if episodes is None and not scenarios and not where:
-        raise ConfigError("--episodes", "is not given, nor --scenario or --where", "say which episodes to drop")
+def scene_unlike(source: Source, reference: int) -> set[int]:
+    """The episodes whose start view differs from episode ``reference``'s beyond the run's scene.* thresholds."""
+    from runner.scene.drift import episodes_unlike
+
+    if not 0 <= reference < source.total:
+        raise ConfigError("--scene-unlike", f"is episode {reference}, and the run has episodes 0-{source.total - 1}",
+                          "name one of its episodes")  # fmt: skip
+    if not any(f.get("dtype") in ("video", "image") for f in source.info["features"].values()):
+        raise ConfigError("--scene-unlike", f"needs cameras, and {source.run.id} recorded none", "select otherwise")
+    return episodes_unlike(source.root, source.total, reference, source.run.path / layout.CONFIG_YAML)
+
+
+def plan_drop(source: Source, episodes: str | None, scenarios: list[str], where: list[str],
+              scene_unlike: set[int] | None = None) -> Derived:  # fmt: skip
+    """Drop the episodes matching every selector given (--episodes, --scenario, --where, --scene-unlike)."""
+    if episodes is None and not scenarios and not where and scene_unlike is None:
+        raise ConfigError("--episodes", "is not given, nor --scenario, --where or --scene-unlike",
+                          "say which episodes to drop")  # fmt: skip
     dropped = set(range(source.total))
+    if scene_unlike is not None:
+        dropped &= scene_unlike
     if episodes is not None:
         dropped &= set(parse_indices(episodes, "--episodes", source.total))
     if scenarios:
@@ -134,7 +150,7 @@ def plan_drop(source: Source, episodes: str | None, scenarios: list[str], where:
                           f"drops every episode ({source.total} of {source.total}): the result would be empty",
                           "keep at least one episode")  # fmt: skip
     operation = {"operation": "drop", "dropped": sorted(dropped), "episodes": episodes, "scenarios": scenarios,
-                 "where": where}  # fmt: skip
+                 "where": where, "scene_unlike": scene_unlike is not None}  # fmt: skip
     return Derived(None, [source], [(0, i) for i in kept], operation=operation)
 
 

@@ -10,6 +10,7 @@ floor of its own: a step above that floor is the scene changing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,14 @@ class EpisodeDrift:
                 "problems": self.problems}  # fmt: skip
 
 
-def scene_drift(first_frames: dict[int, dict[str, np.ndarray]], thresholds: Thresholds) -> list[EpisodeDrift]:
-    """Every episode's first frame (episode -> camera -> uint8 RGB) against the earliest episode's."""
+def scene_drift(first_frames: dict[int, dict[str, np.ndarray]], thresholds: Thresholds,
+                reference_episode: int | None = None) -> list[EpisodeDrift]:  # fmt: skip
+    """Every episode's first frame (episode -> camera -> uint8 RGB) against ``reference_episode``'s (default: the
+    earliest)."""
     if not first_frames:
         return []
     episodes = sorted(first_frames)
-    reference = first_frames[episodes[0]]
+    reference = first_frames[episodes[0] if reference_episode is None else reference_episode]
     drift = []
     for episode in episodes:
         for camera, frame in first_frames[episode].items():
@@ -62,3 +65,24 @@ def first_changes(drift: list[EpisodeDrift]) -> dict[str, int | None]:
         if row.problems and changes[row.camera] is None:
             changes[row.camera] = row.episode
     return changes
+
+
+def thresholds_of_run(config_yaml: Path) -> Thresholds:
+    """A record run's scene.* thresholds (a run older than the scene check: today's defaults)."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from runner.schema.devices import SceneConfig
+
+    saved = yaml.safe_load(config_yaml.read_text()) if config_yaml.exists() else {}
+    return Thresholds(**{**asdict(SceneConfig()), **((saved or {}).get("scene") or {})})
+
+
+def episodes_unlike(dataset_root: Path, total: int, reference: int, config_yaml: Path) -> set[int]:
+    """The episodes of a dataset whose start view differs from episode ``reference``'s beyond the thresholds."""
+    from runner.lerobot_adapter.datasets import episode_first_frames
+
+    frames = episode_first_frames(dataset_root, "local/scene_drift", list(range(total)))
+    drift = scene_drift(frames, thresholds_of_run(config_yaml), reference)
+    return {row.episode for row in drift if row.problems}

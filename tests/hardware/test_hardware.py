@@ -587,7 +587,18 @@ def test_resuming_on_real_arms_refuses_a_moved_or_frozen_camera_and_continues_in
         fault.write_text("")
         result = run_runner("record", *resume, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
-    checked = json.loads((run / "run.json").read_text())["scene_check"]
-    assert checked["mode"] == "refuse" and not checked["changed"]
-    assert checked["cameras"]["side"]["shift_px"] < 0.5 and (run / checked["cameras"]["side"]["overlay"]).exists()
-    assert load_dataset(run / "dataset", "local/default").num_episodes == 2
+        checked = json.loads((run / "run.json").read_text())["scene_check"]
+        assert checked["mode"] == "refuse" and not checked["changed"]
+        assert checked["cameras"]["side"]["shift_px"] < 0.5 and (run / checked["cameras"]["side"]["overlay"]).exists()
+        assert load_dataset(run / "dataset", "local/default").num_episodes == 2
+
+        _scene_image(scene, shift_px=5)  # moved again, and recorded anyway: episode 2 is of another scene
+        more = [resume[0], "episode.num_episodes=3", *resume[-4:], "scene_check=warn"]
+        result = run_runner("record", *more, timeout=300)
+        assert result.returncode == 0 and "scene_check=warn" in result.stderr, result.stderr[-3000:]
+        assert json.loads((run / "run.json").read_text())["scene_check"]["changed"]
+    report = run_runner("report", "dataset", run.name, "--json")
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert json.loads(report.stdout)["scene_drift"]["first_changed_episode"] == {"side": 2}
+    curated = run_runner("dataset", "drop", run.name, "--scene-unlike", "0")
+    assert curated.returncode == 0 and ": 2 episodes ->" in curated.stdout, curated.stderr[-3000:]

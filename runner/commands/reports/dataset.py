@@ -127,18 +127,10 @@ def _first_frames(tables) -> dict[int, dict[str, np.ndarray]]:
     return frames
 
 
-def _thresholds(config: dict[str, Any]):
-    """The record run's scene.* thresholds (a run older than the scene check: today's defaults)."""
-    from runner.scene.check import Thresholds
-    from runner.schema.devices import SceneConfig
+def _drift_section(page: Page, numbers: dict[str, Any], tables, run_dir: Path, out: Path) -> None:
+    from runner.scene.drift import first_changes, scene_drift, thresholds_of_run
 
-    return Thresholds(**{**asdict(SceneConfig()), **(config.get("scene") or {})})
-
-
-def _drift_section(page: Page, numbers: dict[str, Any], tables, config: dict[str, Any], out: Path) -> None:
-    from runner.scene.drift import first_changes, scene_drift
-
-    thresholds = _thresholds(config)
+    thresholds = thresholds_of_run(run_dir / layout.CONFIG_YAML)
     drift = scene_drift(_first_frames(tables), thresholds)
     changes = first_changes(drift)
     numbers["scene_drift"] = {"thresholds": asdict(thresholds), "first_changed_episode": changes,
@@ -234,7 +226,7 @@ def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
         shown = _contact_sheet(tables, out / "contact_sheet.png")
         numbers["contact_sheet_episodes"] = shown
         page.image("contact_sheet.png", f"First, middle and last frames of episodes {', '.join(map(str, shown))}")
-        _drift_section(page, numbers, tables, yaml.safe_load((run_dir / layout.CONFIG_YAML).read_text()), out)
+        _drift_section(page, numbers, tables, run_dir, out)
     files = page.write(out)
     (out / "report.json").write_text(json.dumps(numbers, indent=2))
     return {**numbers, "files": [*files, "report.json"]}, page
