@@ -67,9 +67,8 @@ def _recording(root: Path, ref: str) -> tuple[outputs.RunInfo, Path]:
 
 def main(argv: list[str]) -> int:
     from runner.core.run import utility_run
-    from runner.scene.check import CameraUnusable, save_overlays
-    from runner.scene.sources import NoReference, check_in_sim, check_on_cameras, record_of
-    from runner.schema.devices import is_simulated
+    from runner.scene.check import CameraUnusable
+    from runner.scene.sources import NoReference, check_now, save_to_run
 
     args = _parser().parse_args(argv)
     root = args.outputs or outputs.default_outputs_root()
@@ -77,7 +76,7 @@ def main(argv: list[str]) -> int:
     try:
         cfg = _compose(args.overrides)
         recording, dataset = _recording(root, args.run)
-        check, recorded, live = (check_in_sim if is_simulated(cfg.robot) else check_on_cameras)(cfg, dataset)
+        check, recorded, live = check_now(cfg, dataset)
     except (NoReference, CameraUnusable) as error:
         print(f"runner {STAGE}: cannot compare the scene: {error}. Fix: record with the cameras this config has, "
               "or pass the cameras= the recording used.", file=sys.stderr)  # fmt: skip
@@ -88,10 +87,7 @@ def main(argv: list[str]) -> int:
         print(format_config_error(error, f"runner {STAGE} RUN"), file=sys.stderr)
         return 2
     with utility_run(root / recording.experiment, STAGE, ["runner", STAGE, *argv], [recording.id]) as run:
-        save_overlays(check, recorded.frames, live, run.dir, run.dir)
-        for camera in check.cameras:
-            run.add_artifact(camera.overlay)
-        run.update(scene_check=record_of(check, "check"))
+        save_to_run(run, run.dir, "check", check, recorded, live)
     for camera in check.cameras:
         d = camera.difference
         verdict = "; ".join(camera.problems) or "unchanged"

@@ -62,7 +62,11 @@ def read_dataset(root: Path, repo_id: str) -> DatasetTables:
 
 def episode_first_frames(root: Path, repo_id: str, episodes: list[int]) -> dict[int, dict[str, np.ndarray]]:
     """The first frame of each of ``episodes``, every camera decoded: episode -> role -> uint8 (h, w, 3)."""
-    dataset = load_dataset(root, repo_id)
+    return first_frames(load_dataset(root, repo_id), episodes)
+
+
+def first_frames(dataset: LeRobotDataset, episodes: list[int]) -> dict[int, dict[str, np.ndarray]]:
+    """``episode_first_frames`` of a dataset already loaded."""
     index = np.asarray(dataset.hf_dataset.with_format("numpy")["episode_index"])
     frames = {}
     for episode in episodes:

@@ -16,8 +16,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from runner.core import layout
-from runner.scene.check import SceneCheck, Thresholds, check_scene
-from runner.schema.devices import camera_moves
+from runner.core.run import Run
+from runner.scene.check import SceneCheck, Thresholds, check_scene, save_overlays
+from runner.schema.devices import camera_moves, is_simulated
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,20 @@ def _check(cfg: DictConfig, dataset_root: Path, view_now: Callable[[Recorded], d
     check = check_scene(recorded.description, recorded.frames, live, Thresholds.of(cfg.scene))
     check.seconds = time.perf_counter() - started
     return check, recorded, live
+
+
+def check_now(cfg: DictConfig, dataset_root: Path) -> tuple[SceneCheck, Recorded, dict[str, np.ndarray]]:
+    """The recording's view against the world ``cfg`` names now: the simulator's, or the cameras'."""
+    return (check_in_sim if is_simulated(cfg.robot) else check_on_cameras)(cfg, dataset_root)
+
+
+def save_to_run(run: Run, folder: Path, mode: str, check: SceneCheck, recorded: Recorded,
+                live: dict[str, np.ndarray]) -> None:  # fmt: skip
+    """An overlay per camera into ``folder`` (artifacts of ``run``), and the result into its run.json."""
+    save_overlays(check, recorded.frames, live, folder, run.dir)
+    for camera in check.cameras:
+        run.add_artifact(camera.overlay)
+    run.update(scene_check=record_of(check, mode))
 
 
 def record_of(check: SceneCheck | None, mode: str) -> dict[str, Any]:

@@ -117,21 +117,13 @@ def _contact_sheet(tables, path: Path) -> list[int]:
     return episodes
 
 
-def _first_frames(tables) -> dict[int, dict[str, np.ndarray]]:
-    """Each episode's first frame, every camera, as uint8 RGB."""
-    frames = {}
-    for episode in sorted({int(e) for e in tables.episode_index}):
-        first = int(np.argmax(tables.episode_index == episode))
-        frames[episode] = {role: (np.clip(tables.image(first, role), 0, 1) * 255).round().astype(np.uint8)
-                           for role in tables.cameras}  # fmt: skip
-    return frames
-
-
 def _drift_section(page: Page, numbers: dict[str, Any], tables, run_dir: Path, out: Path) -> None:
+    from runner.lerobot_adapter.datasets import first_frames
     from runner.scene.drift import first_changes, scene_drift, thresholds_of_run
 
     thresholds = thresholds_of_run(run_dir / layout.CONFIG_YAML)
-    drift = scene_drift(_first_frames(tables), thresholds)
+    frames = first_frames(tables.dataset, sorted({int(e) for e in tables.episode_index}))
+    drift = scene_drift(frames, thresholds)
     changes = first_changes(drift)
     numbers["scene_drift"] = {"thresholds": asdict(thresholds), "first_changed_episode": changes,
                               "episodes": [row.record() for row in drift]}  # fmt: skip
@@ -142,7 +134,7 @@ def _drift_section(page: Page, numbers: dict[str, Any], tables, run_dir: Path, o
         episodes = [row.episode for row in rows]
         moved.plot(episodes, [row.shift_px for row in rows], marker="o", label=camera)
         changed.plot(episodes, [100 * row.changed_fraction for row in rows], marker="o", label=camera)
-    width = tables.image(0, tables.cameras[0]).shape[1] if tables.cameras else 0
+    width = next(iter(frames.values()))[tables.cameras[0]].shape[1]
     moved.axhline(thresholds.max_shift * width, color="#999999", linestyle="--", linewidth=1)
     changed.axhline(100 * thresholds.max_changed, color="#999999", linestyle="--", linewidth=1)
     moved.set_ylabel("view moved (px)")

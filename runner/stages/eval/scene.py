@@ -16,9 +16,8 @@ from runner.core import layout
 from runner.core.context import Run
 from runner.core.errors import ConfigError
 from runner.lerobot_adapter.checkpoints import training_dataset
-from runner.scene.check import CameraUnusable, SceneCheck, save_overlays
-from runner.scene.sources import NoReference, Recorded, check_in_sim, check_on_cameras, record_of
-from runner.schema.devices import is_simulated
+from runner.scene.check import CameraUnusable, SceneCheck
+from runner.scene.sources import NoReference, Recorded, check_now, record_of, save_to_run
 from runner.stages.eval.policies import PolicySource
 
 log = logging.getLogger("runner.eval")
@@ -36,13 +35,12 @@ class CheckedScene:
 
     def save(self, run: Run) -> None:
         """Overlays into eval/, the result into run.json; a changed scene (scene_check=warn) in the log."""
-        if self.check is not None:
-            save_overlays(self.check, self.recorded.frames, self.live, run.dir / layout.EVAL_DIR, run.dir)
-            for camera in self.check.cameras:
-                run.add_artifact(camera.overlay)
-            if self.check.changed:
-                log.warning("the scene changed since the recording (scene_check=warn): %s", self.check.summary())
-        run.update(scene_check=self.record())
+        if self.check is None:
+            run.update(scene_check=self.record())
+            return
+        save_to_run(run, run.dir / layout.EVAL_DIR, self.mode, self.check, self.recorded, self.live)
+        if self.check.changed:
+            log.warning("the scene changed since the recording (scene_check=warn): %s", self.check.summary())
 
 
 def check_before_eval(cfg: DictConfig, source: PolicySource) -> CheckedScene:
@@ -54,7 +52,7 @@ def check_before_eval(cfg: DictConfig, source: PolicySource) -> CheckedScene:
         log.info("scene not checked: the policy's training recording is not on this machine")
         return CheckedScene(mode, None)
     try:
-        check, recorded, live = (check_in_sim if is_simulated(cfg.robot) else check_on_cameras)(cfg, root)
+        check, recorded, live = check_now(cfg, root)
     except (NoReference, CameraUnusable) as error:
         raise ConfigError("scene_check", f"cannot compare the scene with the recording: {error}",
                           "evaluate with the recording's cameras, or set scene_check=off") from None  # fmt: skip

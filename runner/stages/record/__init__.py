@@ -96,12 +96,12 @@ def _scene_before_resume(cfg: DictConfig, previous: outputs.RunInfo) -> tuple | 
     pose), so that a camera moved since does not mix two scenes into one dataset. Cameras are read before the
     arms connect; a changed scene is refused (scene_check=refuse) before anything is written."""
     from runner.scene.check import CameraUnusable
-    from runner.scene.sources import NoReference, check_on_cameras
+    from runner.scene.sources import NoReference, check_now
 
     if cfg.scene_check.value == "off" or not cfg.cameras:
         return None
     try:
-        check, recorded, live = check_on_cameras(cfg, previous.path / layout.DATASET_DIR)
+        check, recorded, live = check_now(cfg, previous.path / layout.DATASET_DIR)
     except NoReference as error:
         log.info("scene not checked: %s", error)
         return None
@@ -121,15 +121,11 @@ def _scene_before_resume(cfg: DictConfig, previous: outputs.RunInfo) -> tuple | 
 
 
 def _save_scene(run: Run, mode: str, check, recorded, live) -> None:
-    from runner.scene.check import save_overlays
-    from runner.scene.sources import record_of
+    from runner.scene.sources import save_to_run
 
-    save_overlays(check, recorded.frames, live, run.dir, run.dir)
-    for camera in check.cameras:
-        run.add_artifact(camera.overlay)
+    save_to_run(run, run.dir, mode, check, recorded, live)
     if check.changed:
         log.warning("the scene changed since the recording began (scene_check=warn): %s", check.summary())
-    run.update(scene_check=record_of(check, mode))
 
 
 def record(cfg: DictConfig, ctx: StageContext) -> None:
