@@ -1,9 +1,11 @@
 """The `runner` command line: help, dispatch, Hydra's own flags, completion, and import weight."""
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 from conftest import PROBE, REPO, run_probe, run_runner
 
 from runner.cli import COMMANDS, STAGES
@@ -87,3 +89,15 @@ def test_help_runs_and_composition_import_no_torch_or_lerobot(outputs_root):
         "run_stage_cli(PROBE, ['--cfg', 'job'])"
     )
     assert _modules_after(composed) == set()
+
+
+def test_the_suite_starts_runner_as_a_fork_of_the_warm_server(outputs_root):
+    """tests/warm_start.py must really be used: an environment difference that sends every start to a fresh
+    interpreter (as PYTEST_CURRENT_TEST once did) costs the suite minutes and would pass unseen."""
+    import warm_start
+
+    if os.environ.get("RUNNER_TEST_COLD") == "1":
+        pytest.skip("RUNNER_TEST_COLD=1 asks for fresh interpreters")
+    result = run_runner("runs", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.args[:2] == [sys.executable, str(warm_start.RUNNER_MAIN)], "started in a fresh interpreter"

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 RUNNER_MAIN = REPO / "runner" / "__main__.py"
 # Variables that may differ from the server's environment: read by runner or its tools when used, not when
 # imported. Any other difference (HF_ENDPOINT, HF_HOME, MUJOCO_GL, TMPDIR, PYTHONPATH, ...) starts a fresh one.
-RUNTIME_ONLY_PREFIXES = ("RUNNER_", "SLURM_", "SUBMITIT_")
+RUNTIME_ONLY_PREFIXES = ("RUNNER_", "SLURM_", "SUBMITIT_", "PYTEST_")  # PYTEST_CURRENT_TEST changes every test
 # What stages import, in order (runner.sim first: it picks MuJoCo's GL backend before mujoco is imported).
 PRELOADED = ("runner.sim", "torch", "mujoco", "lerobot.datasets.lerobot_dataset", "lerobot.policies.factory",
              "lerobot.policies.act.modeling_act", "runner.cli", "runner.core.command_line",
