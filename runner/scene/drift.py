@@ -29,9 +29,15 @@ class EpisodeDrift:
     problems: list[str]  # what exceeds scene.* against the first episode, in words
 
     def record(self) -> dict[str, Any]:
-        return {"episode": self.episode, "camera": self.camera, "shift_px": round(self.shift_px, 3),
-                "rotation_deg": round(self.rotation_deg, 3), "changed_fraction": round(self.changed_fraction, 5),
-                "problems": self.problems}  # fmt: skip
+        """The JSON row: an episode nothing could be compared in (a black frame) has null figures, not NaN,
+        which is not JSON and which a browser's JSON.parse refuses."""
+        return {"episode": self.episode, "camera": self.camera, "shift_px": _finite(self.shift_px, 3),
+                "rotation_deg": _finite(self.rotation_deg, 3),
+                "changed_fraction": _finite(self.changed_fraction, 5), "problems": self.problems}  # fmt: skip
+
+
+def _finite(value: float, digits: int) -> float | None:
+    return round(value, digits) if np.isfinite(value) else None
 
 
 def scene_drift(first_frames: dict[int, dict[str, np.ndarray]], thresholds: Thresholds,

@@ -80,3 +80,16 @@ def test_drift_inside_a_recording_shows_at_the_episode_the_scene_changed(change,
     drift = scene_drift(frames, DEFAULTS)
     assert first_changes(drift) == {"side": first}
     assert [bool(row.problems) for row in drift] == [episode >= first for episode in range(6)]
+
+
+def test_an_episode_that_starts_black_is_a_problem_with_null_figures_in_the_report(recorded):
+    """A covered lens at one episode's start: named as a problem, and its row is still JSON (no NaN)."""
+    import json
+
+    from runner.scene.drift import first_changes, scene_drift
+
+    frames = {0: {"side": recorded["side"]}, 1: {"side": np.zeros_like(recorded["side"])}}
+    drift = scene_drift(frames, DEFAULTS)
+    assert first_changes(drift) == {"side": 1} and "black" in drift[1].problems[0]
+    rows = json.loads(json.dumps([row.record() for row in drift], allow_nan=False))
+    assert rows[1]["shift_px"] is None and rows[0]["shift_px"] == 0.0
