@@ -298,5 +298,5 @@ def main(argv: list[str]) -> int:
                           "rows": [row.values() for row in rows], "skipped": skipped}, indent=2))  # fmt: skip
     else:
         _print_table(rows, best, differing, skipped)
-        print(f"written: {run_dir}/comparison.{{csv,md,png}}")
+        print(f"written: {', '.join(str(run_dir / name) for name in layout.COMPARISON_FILES)}")
     return 0

@@ -168,16 +168,15 @@ class StageContext:
     def _write_hydra_dir(self, run_dir: Path, cfg_data: Any, redactor: Redactor) -> None:
         from hydra.core.hydra_config import HydraConfig
 
-        hydra_dir = run_dir / layout.HYDRA_DIR
-        hydra_dir.mkdir()
+        (run_dir / layout.HYDRA_DIR).mkdir()
         hydra_data = OmegaConf.to_container(HydraConfig.get(), resolve=False)
         files = {
-            "config.yaml": redactor.data(cfg_data),
-            "hydra.yaml": redactor.data({"hydra": hydra_data}),
-            "overrides.yaml": [redactor.override(o) for o in self.overrides],
+            layout.CONFIG_YAML: redactor.data(cfg_data),
+            layout.HYDRA_YAML: redactor.data({"hydra": hydra_data}),
+            layout.OVERRIDES_YAML: [redactor.override(o) for o in self.overrides],
         }
         for name, data in files.items():
-            (hydra_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
+            (run_dir / name).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
 
     def finish(self, status: str, error: BaseException | None = None) -> None:
         """End this job's run, and the other runs of its session (``start_session_runs``) with it."""

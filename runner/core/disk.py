@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner.core.errors import ConfigError
+from runner.episodes.scenarios import max_frames
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -61,7 +62,7 @@ def recording_bytes(cfg: DictConfig, episodes: int) -> int:
     """The disk a recording of ``episodes`` episodes may take at its peak: one episode's frames staged as images
     while it is recorded, plus every episode's video."""
     pixels = sum(camera.width * camera.height for camera in cfg.cameras.values())
-    frames = max(1, round(cfg.episode.fps * cfg.episode.episode_time_s))
+    frames = max_frames(cfg.episode)
     return round(pixels * frames * (PNG_BYTES_PER_PIXEL + episodes * VIDEO_BYTES_PER_PIXEL))
 
 

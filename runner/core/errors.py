@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,46 @@ def _config_file(source: str) -> str:
     if (repo_root() / path).exists():
         return path
     return f"experiment '{name}'" if group == "experiment" else f"the {group} option '{name}'"
+
+
+def _config_path(source: str) -> Path | None:
+    """The file Hydra composed for a config name: in the repo, or in a ``hydra.searchpath`` folder of the
+    command line."""
+    from runner.core.outputs import repo_root
+
+    group, _, name = source.rpartition("/")
+    candidates = [repo_root() / (f"experiments/{name}.yaml" if group == "experiment" else f"conf/{source}.yaml")]
+    for arg in sys.argv:
+        if arg.startswith("hydra.searchpath="):
+            folders = re.findall(r"file://([^,\]]+)", arg)
+            candidates += [Path(folder) / f"{source}.yaml" for folder in folders]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _line_of(full_key: str, path: Path | None) -> int | None:
+    """The line of ``full_key`` in a config file; a group option's file holds the key below its package."""
+    import yaml
+
+    if path is None:
+        return None
+    try:
+        root = yaml.compose(path.read_text())
+    except yaml.YAMLError:
+        return None
+    parts = full_key.split(".")
+    for start in range(len(parts)):
+        node, line = root, None
+        for part in parts[start:]:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            found = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part]
+            if not found:
+                break
+            key, node = found[0]
+            line = key.start_mark.line + 1
+        else:
+            return line
+    return None
 
 
 def _yaml_paragraph(error: Any) -> str:
@@ -176,8 +217,10 @@ def format_config_error(error: BaseException, command: str) -> str:
                         message)  # fmt: skip
     if invalid:
         source, problem, key = invalid.groups()
+        line = _line_of(key, _config_path(source))
+        where = _config_file(source) + (f", line {line}," if line else "")
         return (
-            f"Config error: `{key}` in {_config_file(source)} has the wrong type or value: {problem}. Fix the value "
+            f"Config error: `{key}` in {where} has the wrong type or value: {problem}. Fix the value "
             f"in that file; see every key's type and default with `{command} --cfg job` (without that preset)."
         )
     match = re.search(r"Could not override '([^']+)'", message)

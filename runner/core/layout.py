@@ -11,7 +11,9 @@ RUN_JSON = "run.json"
 SWEEP_JSON = "sweep.json"
 RUN_LOG = "run.log"
 HYDRA_DIR = ".hydra"
-CONFIG_YAML = f"{HYDRA_DIR}/config.yaml"
+CONFIG_YAML = f"{HYDRA_DIR}/config.yaml"  # the resolved config the stage ran with
+HYDRA_YAML = f"{HYDRA_DIR}/hydra.yaml"  # Hydra's own settings (runtime.choices: the group options)
+OVERRIDES_YAML = f"{HYDRA_DIR}/overrides.yaml"
 GIT_DIFF = "git.diff"
 
 # record, and dataset (`runner dataset`: a dataset derived from recordings, the same layout)
@@ -31,6 +33,11 @@ TRAIN_DIR = "train"  # LeRobot's output_dir: checkpoints/<step>/pretrained_model
 TRAIN_METRICS_CSV = f"{TRAIN_DIR}/metrics.csv"
 TRAIN_LOSS_PNG = f"{TRAIN_DIR}/loss.png"
 TRAIN_LOGS_DIR = "logs"  # one log per rank under accelerate
+# Inside each checkpoint's pretrained_model/, beside LeRobot's files: the runner config it was trained with.
+CHECKPOINT_RUNNER_CONFIG = "runner_config.yaml"
+
+# calibrate: a copy of each arm's LeRobot calibration file
+CALIBRATION_DIR = "calibration"
 
 # eval
 EVAL_DIR = "eval"
@@ -44,3 +51,7 @@ SCENE_OVERLAY = "scene_{role}.png"
 
 # compare (and a pipeline's last step)
 COMPARISON_FILES = ("comparison.csv", "comparison.md", "comparison.png")
+
+# report (and compare's page): report.md and report.html embed the report's PNGs; report.json has every number
+REPORT_STEM = "report"
+REPORT_JSON = f"{REPORT_STEM}.json"

@@ -46,7 +46,7 @@ def _unchanged(key: str, value: str, saved: DictConfig, saved_choices: dict[str,
 
 def _group_choices(previous: outputs.RunInfo) -> dict[str, str]:
     """The config-group options the run was composed with (robot=so101_follower, cameras=side_only, ...)."""
-    path = previous.path / layout.HYDRA_DIR / "hydra.yaml"
+    path = previous.path / layout.HYDRA_YAML
     if not path.exists():
         return {}
     choices = OmegaConf.select(OmegaConf.load(path), "hydra.runtime.choices", default=None) or {}

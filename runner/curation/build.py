@@ -9,9 +9,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from runner.core import layout, outputs
+from runner.core import layout
 from runner.core.run import utility_run
 from runner.curation.plans import Derived
+from runner.episodes.table import EpisodesTable
 
 log = logging.getLogger("runner.dataset")
 
@@ -61,7 +62,7 @@ def _write_tables(derived: Derived, dataset: Path) -> None:
         if new in derived.tasks and "instruction" in row:
             row["instruction"] = derived.tasks[new]
         rows.append(row)
-    outputs.write_csv_atomic(dataset / layout.DATASET_EPISODES_CSV, columns, rows)
+    EpisodesTable(dataset / layout.DATASET_EPISODES_CSV, columns).replace(rows)
     world = derived.sources[0].root / layout.DATASET_SIM_WORLD
     if world.exists():
         shutil.copy2(world, dataset / layout.DATASET_SIM_WORLD)

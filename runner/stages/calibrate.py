@@ -14,6 +14,7 @@ import shutil
 
 from omegaconf import DictConfig
 
+from runner.core import layout
 from runner.core.context import StageContext
 from runner.core.errors import ConfigError
 
@@ -46,7 +47,7 @@ def calibrate(cfg: DictConfig, ctx: StageContext) -> None:
     for kind, arm, config in arms:
         log.info("calibrating %s %s (id %s) on %s: follow LeRobot's prompts", kind, arm.type, arm.id, config.port)
         written = hardware.calibrate(config)
-        copy = run.dir / "calibration" / f"{kind}_{arm.id}.json"
+        copy = run.dir / layout.CALIBRATION_DIR / f"{kind}_{arm.id}.json"
         copy.parent.mkdir(exist_ok=True)
         shutil.copy2(written, copy)
         saved[kind] = {

@@ -506,7 +506,7 @@ def test_a_device_failing_mid_episode_loses_only_that_episode(tmp_path, outputs_
 def test_a_frozen_camera_episode_is_discarded_and_a_dropping_one_is_flagged(tmp_path, outputs_root):
     from runner.commands.emulate import serve
     from runner.lerobot_adapter.datasets import load_dataset
-    from runner.stages.record import REPEATED_FRAMES_WARN
+    from runner.stages.record.attempts import REPEATED_FRAMES_WARN
 
     fault = tmp_path / "side.fault"
     with serve(tmp_path):

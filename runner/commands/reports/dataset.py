@@ -220,5 +220,5 @@ def build(run_dir: Path, out: Path) -> tuple[dict[str, Any], Page]:
         page.image("contact_sheet.png", f"First, middle and last frames of episodes {', '.join(map(str, shown))}")
         _drift_section(page, numbers, tables, run_dir, out)
     files = page.write(out)
-    (out / "report.json").write_text(json.dumps(numbers, indent=2))
-    return {**numbers, "files": [*files, "report.json"]}, page
+    (out / layout.REPORT_JSON).write_text(json.dumps(numbers, indent=2))
+    return {**numbers, "files": [*files, layout.REPORT_JSON]}, page

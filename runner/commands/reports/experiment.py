@@ -156,5 +156,5 @@ def build(root: Path, experiment: str, out: Path) -> tuple[dict[str, Any], Page]
     if not any(numbers["changed"].values()):
         page.text("No config value differs between runs of the same stage.")
     files = page.write(out)
-    (out / "report.json").write_text(json.dumps(numbers, indent=2))
-    return {**numbers, "files": [*files, "report.json"]}, page
+    (out / layout.REPORT_JSON).write_text(json.dumps(numbers, indent=2))
+    return {**numbers, "files": [*files, layout.REPORT_JSON]}, page

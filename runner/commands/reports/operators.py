@@ -135,5 +135,5 @@ def build(root: Path, runs: list[outputs.RunInfo], out: Path, policy_sweep: str 
     numbers = {"runs": [r.id for r in runs], "operators": operators,
                "policy": [{"step": s, "success_rate": r} for s, r, _, _ in policy]}  # fmt: skip
     files = page.write(out)
-    (out / "report.json").write_text(json.dumps(numbers, indent=2))
-    return {**numbers, "files": [*files, "report.json"]}, page
+    (out / layout.REPORT_JSON).write_text(json.dumps(numbers, indent=2))
+    return {**numbers, "files": [*files, layout.REPORT_JSON]}, page

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: reports are made on servers and in CI
 import matplotlib.pyplot as plt
 
+from runner.core import layout
+
 STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "font.size": 9}  # fmt: skip
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -119,8 +121,9 @@ class Page:
                 name, caption = payload
                 console.print(f"[dim]{caption} ({name})[/dim]", highlight=False)
 
-    def write(self, folder: Path, stem: str = "report") -> list[str]:
+    def write(self, folder: Path) -> list[str]:
         """report.md and report.html beside the PNGs; returns the files written (relative)."""
+        stem = layout.REPORT_STEM
         for suffix, content in ((".md", self.markdown()), (".html", self.html())):
             temporary = folder / f".{stem}{suffix}"
             temporary.write_text(content)

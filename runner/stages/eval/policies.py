@@ -96,8 +96,7 @@ def expand_checkpoints(args: list[str]) -> list[str]:
         wanted = [str(step) for step in steps]
     elif not all(w.replace(" ", "").isalnum() for w in wanted):
         return args  # a sweep function (range(...)): Hydra expands it, each job checks its step
-    if len(set(wanted)) != len(wanted):
-        raise ConfigError("eval.checkpoint", f"is {','.join(wanted)}", "list each checkpoint once")
+    _require_listed_once(wanted)
     for step in wanted:
         checkpoint_step(step, available, train.id)
     single = len(wanted) == 1 and not expanded and "eval.checkpoint" not in swept
@@ -122,10 +121,16 @@ def policy_sources(cfg: DictConfig, ctx: StageContext) -> list[PolicySource]:
     """The policy folder, or the checkpoints of ``eval.checkpoint`` (a list only on a real robot)."""
     if OmegaConf.is_list(cfg.eval.checkpoint) and not cfg.eval.policy_path:
         steps = [str(step) for step in cfg.eval.checkpoint]
-        if len(set(steps)) != len(steps) or not steps:
-            raise ConfigError("eval.checkpoint", f"is {steps}", "list each checkpoint once")
+        _require_listed_once(steps)
         return [_policy_source(cfg, ctx, step) for step in steps]
     return [_policy_source(cfg, ctx, str(cfg.eval.checkpoint))]
+
+
+def _require_listed_once(steps: list[str]) -> None:
+    """A session or sweep over checkpoints names each once: the command line's expansion checks it before the
+    launch, a job given the list itself (a resumed or replayed session) checks it again."""
+    if not steps or len(set(steps)) != len(steps):
+        raise ConfigError("eval.checkpoint", f"is {','.join(steps) or 'empty'}", "list each checkpoint once")
 
 
 def _policy_source(cfg: DictConfig, ctx: StageContext, wanted: str) -> PolicySource:

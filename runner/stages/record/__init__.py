@@ -17,22 +17,13 @@ from omegaconf import DictConfig
 from runner.core import disk, layout, outputs
 from runner.core.context import Run, StageContext
 from runner.core.errors import ConfigError
-from runner.episodes.keys import HELP as KEYS_HELP
 from runner.episodes.keys import KeyReader
 from runner.episodes.scenarios import PlannedEpisode, plan_episodes
 from runner.episodes.table import EpisodesTable
 from runner.hub import push as hub_push
-from runner.schema.devices import SIM_OPERATOR, is_simulated
-from runner.stages.record.failures import (
-    DeviceLost,
-    EpisodesRejected,
-    FellBehind,
-    LoopTooSlow,
-    RecordingStopped,
-    disk_full,
-    lost_row,
-)
-from runner.stages.record.loop import Display, loop_figures, record_episode, reset_period
+from runner.schema.devices import is_simulated
+from runner.stages.record.attempts import Attempts
+from runner.stages.record.loop import Display
 
 log = logging.getLogger("runner.record")
 
@@ -41,10 +32,6 @@ EPISODE_COLUMNS = [
     "end_reason", "frames", "duration_s", "achieved_fps", "period_p50_ms", "period_p99_ms", "late_frames",
     "validation", "repeated_frames",
 ]  # fmt: skip
-# A camera that repeats more of an episode's frames than this is flagged (it delivers fewer than asked).
-REPEATED_FRAMES_WARN = 0.1
-# Give up after this many attempts in a row that fail validation: the setup, not the operator, is wrong.
-MAX_CONSECUTIVE_REJECTS = 3
 # Beside an episode's frames: its table rows, metadata, and the copies a save keeps to roll back.
 EPISODE_RESERVE_BYTES = 5_000_000
 # Keys a resumed recording may change; everything else must match the dataset being continued.
@@ -129,10 +116,8 @@ def _save_scene(run: Run, mode: str, check, recorded, live) -> None:
 
 
 def record(cfg: DictConfig, ctx: StageContext) -> None:
-    from runner.episodes.validation import FrameLog, check_episode
     from runner.hardware.checks import require_ready_arms
     from runner.lerobot_adapter import dataset_recorder, devices
-    from runner.sim.world import Variation
 
     previous, cfg = ctx.resumed(cfg, RESUMABLE_KEYS)
     _check_config(cfg)
@@ -192,77 +177,22 @@ def record(cfg: DictConfig, ctx: StageContext) -> None:
         limits = _episode_limits(cfg, robot, sim, joints, tuple(sizes))
         # The range each joint may take, for validation and for the dataset report's coverage plot.
         run.update(joint_limits={j: list(limits.joint_limits[j]) for j in joints if j in limits.joint_limits})
-        operator = cfg.teleop.get("operator", "none")
-        log.info("recording %d episodes (%d already kept) · %s", len(plan), recorder.num_episodes, KEYS_HELP)
-        discarded = rejected_in_a_row = 0
-        while recorder.num_episodes < len(plan):
-            kept = recorder.num_episodes
-            planned = plan[kept]
-            if sim:
-                robot.start_episode(planned.seed, Variation(**planned.variation))
-            if cfg.teleop.type == SIM_OPERATOR:
-                teleop.start_episode(planned.seed, practice=len(table.rows))
-            frames_log = FrameLog(sizes, joints, cfg.episode.early_stop.idle_threshold_deg)
-            ticks: list[float] = []
-            header = f"episode {kept + 1}/{len(plan)} · {planned.scenario}: {planned.instruction}"
-            if disk.free_bytes(dataset_root) < need:
-                raise disk_full(run.id, dataset_root, kept + 1, len(plan), kept, None, need)
-            log.info("%s · started", header)
-            try:
-                result = record_episode(robot, teleop, recorder, frames_log, ticks, planned, cfg, keys, display, header)
-                failures = [] if result.rerecord else check_episode(frames_log.frame(), limits)
-                keep = not result.rerecord and (not failures or cfg.episode.validation.value == "warn")
-                if keep:
-                    recorder.keep_episode()
-            except DeviceLost as error:
-                recorder.discard_episode()
-                table.append(lost_row(len(table.rows), planned, operator, len(frames_log.rows), "device_lost", error))
-                raise RecordingStopped(error, kept + 1, len(plan), recorder.num_episodes, run.id) from error
-            except FellBehind as error:
-                recorder.discard_episode()
-                frames, duration = len(frames_log.rows), ticks[-1] - ticks[0]
-                row = lost_row(len(table.rows), planned, operator, frames, "fell_behind", error)
-                row.update(duration_s=round(duration, 3), achieved_fps=round(frames / max(duration, 1e-9), 2))
-                table.append(row | loop_figures(ticks[:-1], cfg.episode.fps, cfg.episode.realtime))
-                log.error("%s · %d frames · %.1f s · %s · discarded", header, frames, duration, error)
-                raise LoopTooSlow(error, cfg, kept + 1, len(plan), recorder.num_episodes, run.id) from error
-            except Exception as error:
-                full = disk.disk_error(error)
-                if full is None:
-                    raise
-                recorder.discard_episode()  # frees the episode's staged frames first
-                table.append(lost_row(len(table.rows), planned, operator, len(frames_log.rows), "disk_full", full))
-                kept_now = recorder.num_episodes
-                raise disk_full(run.id, dataset_root, kept + 1, len(plan), kept_now, full, need) from error
-            if not keep:
-                recorder.discard_episode()
-                discarded += 1
-            rejected_in_a_row = rejected_in_a_row + 1 if failures and not keep else 0
-            repeated = frames_log.repeated()
-            row = _attempt_row(len(table.rows), planned, operator, result, keep, kept, failures, repeated)
-            table.append(row | loop_figures(ticks, cfg.episode.fps, cfg.episode.realtime))
-            _log_attempt(header, result, keep, failures, repeated)
-            if result.stop:
-                break
-            if rejected_in_a_row >= MAX_CONSECUTIVE_REJECTS:
-                raise EpisodesRejected(rejected_in_a_row, failures, result.frames / max(result.duration_s, 1e-9), cfg)
-            human_resets = not sim and cfg.episode.realtime
-            more = recorder.num_episodes < len(plan)
-            if human_resets and more and reset_period(cfg.episode.reset_time_s, keys, display):
-                break
+        attempts = Attempts(cfg, run, plan, robot, teleop, recorder, table, limits, sizes, joints, keys, display,
+                            dataset_root, need, sim)  # fmt: skip
+        attempts.record_all()
         recorder.close()
         successes = sum(r["kept"] == "True" and r["success"] == "True" for r in table.rows)
         summary = {
             "target": len(plan),
             "kept": recorder.num_episodes,
-            "discarded": discarded,
+            "discarded": attempts.discarded,
             "successes": successes,
             "complete": recorder.num_episodes >= len(plan),
         }
         run.update(episodes=summary, dataset={"repo_id": cfg.dataset.repo_id, "root": layout.DATASET_DIR})
         log.info(
             "recorded %d/%d episodes (%d discarded, %d successful) into %s",
-            summary["kept"], summary["target"], discarded, successes, dataset_root,
+            summary["kept"], summary["target"], attempts.discarded, successes, dataset_root,
         )  # fmt: skip
         if cfg.dataset.push_to_hub and summary["kept"]:
             hub_push.push_at_end(run, "dataset", hub_repo, cfg.dataset.private, "dataset.hub_repo_id")
@@ -298,39 +228,3 @@ def _episode_limits(cfg: DictConfig, robot, sim: bool, joints: list[str], camera
         joint_limits=robot.joint_limits() if sim else {j: (-360, 360) for j in joints},
         cameras=cameras,
     )
-
-
-def _attempt_row(attempt: int, planned: PlannedEpisode, operator: str, result, keep: bool, kept: int,
-                 failures: list[str], repeated: dict[str, int]) -> dict:  # fmt: skip
-    """episodes.csv's row for an attempt that ended as an episode, kept or not (its loop figures apart)."""
-    return {
-        "attempt": attempt,
-        "dataset_episode": kept if keep else "",
-        "kept": keep,
-        "scenario": planned.scenario,
-        "instruction": planned.instruction,
-        "seed": planned.seed,
-        "operator": operator,
-        "success": "" if result.success is None else result.success,
-        "end_reason": result.end_reason,
-        "frames": result.frames,
-        "duration_s": round(result.duration_s, 3),
-        "achieved_fps": round(result.frames / max(result.duration_s, 1e-9), 2),
-        "validation": "; ".join(failures) or "ok",
-        "repeated_frames": " ".join(f"{role}={count}" for role, count in repeated.items()),
-    }
-
-
-def _log_attempt(header: str, result, keep: bool, failures: list[str], repeated: dict[str, int]) -> None:
-    verdict = "kept" if keep else ("re-record" if result.rerecord else "discarded")
-    for role, count in repeated.items():
-        if count > REPEATED_FRAMES_WARN * result.frames:
-            log.warning(
-                "%s · the %s camera repeated %d of %d frames while the arm moved: it delivers fewer frames "
-                "than episode.fps asks (check it with `runner doctor`)", header, role, count, result.frames,
-            )  # fmt: skip
-    log.info(
-        "%s · %d frames · %.1f s · success=%s · ended by %s · %s%s",
-        header, result.frames, result.duration_s, result.success, result.end_reason, verdict,
-        f" ({'; '.join(failures)})" if failures else "",
-    )  # fmt: skip

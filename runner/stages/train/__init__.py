@@ -25,7 +25,6 @@ from runner.stages.train.progress import TrainProgress
 
 log = logging.getLogger("runner.train")
 
-RUNNER_CONFIG = "runner_config.yaml"
 # Keys a resumed training may change; everything else is the original run's.
 RESUMABLE_KEYS = ("train.steps", "train.keep_checkpoints", "train.keep_steps", "train.log_freq",
                   "train.num_processes", "train.mixed_precision")  # fmt: skip
@@ -102,7 +101,9 @@ class SavedCheckpoints:
         from runner.lerobot_adapter import checkpoints
 
         pretrained = checkpoint / checkpoints.PRETRAINED
-        outputs.write_text_atomic(pretrained / RUNNER_CONFIG, self.run.redactor.text(self.runner_config))
+        outputs.write_text_atomic(
+            pretrained / layout.CHECKPOINT_RUNNER_CONFIG, self.run.redactor.text(self.runner_config)
+        )
         val_loss = self.progress.val_losses.get(step)
         lineage = {**self.lineage, "train_run": self.run.id, "step": step, "val_loss": val_loss}
         outputs.write_json_atomic(pretrained / checkpoints.LINEAGE, lineage)
