@@ -38,18 +38,18 @@ demo: setup
 # marked `alone` (emulated servos answering from a Python thread within LeRobot's packet timeout) run after,
 # with nothing else competing for the cores.
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix and not cluster and not alone"
-	$(PY) -m pytest -q -m "alone and not matrix and not cluster"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix and not alone"
+	$(PY) -m pytest -q -m "alone and not matrix"
 
 test-fast: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix and not cluster and not alone"
-	$(PY) -m pytest -q -m "alone and not slow and not matrix and not cluster"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix and not alone"
+	$(PY) -m pytest -q -m "alone and not slow and not matrix"
 
 # The kill matrix (RELIABILITY.md): RUNNER_MATRIX_POINTS kill points per stage (default 3).
 matrix: setup
 	$(PY) -m pytest -q -s -m matrix tests/stages/test_kill_matrix.py
 
-# Every test of tests/core/test_slurm.py on a single-node SLURM cluster it starts (root and apt, or slurm-wlm + munge).
+# Only the SLURM tests (also in `make test`), on a single-node cluster they start (root and apt, or slurm-wlm + munge).
 cluster: setup
 	$(PY) -m pytest -q tests/core/test_slurm.py
 

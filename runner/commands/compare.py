@@ -298,5 +298,5 @@ def main(argv: list[str]) -> int:
                           "rows": [row.values() for row in rows], "skipped": skipped}, indent=2))  # fmt: skip
     else:
         _print_table(rows, best, differing, skipped)
-        print(f"written: {', '.join(str(run_dir / name) for name in layout.COMPARISON_FILES)}")
+        print(f"written: {', '.join(layout.COMPARISON_FILES)} in {run_dir}")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runner.core import layout
 from runner.core.run import Run
@@ -75,9 +75,25 @@ def sim_view(cfg: DictConfig, seed: int) -> dict[str, np.ndarray]:
         world.close()
 
 
+# The simulated scene checks this process made: (recording, world) -> (check, recorded view, view now).
+_SIM_CHECKS: dict[tuple, tuple[SceneCheck, Recorded, dict[str, np.ndarray]]] = {}
+
+
 def check_in_sim(cfg: DictConfig, dataset_root: Path) -> tuple[SceneCheck, Recorded, dict[str, np.ndarray]]:
-    """The recording's view against the simulated world's now (drawn from the recorded episode's start state)."""
-    return _check(cfg, dataset_root, lambda r: sim_view(cfg, r.seed if r.seed is not None else cfg.episode.seed))
+    """The recording's view against the simulated world's now (drawn from the recorded episode's start state).
+
+    The simulator draws the same world from the same config, so a process checks it once per recording and
+    world: a sweep over checkpoints checks every job before it starts, and a process running several jobs
+    would otherwise draw and compare the same scene each time."""
+    world = [OmegaConf.to_yaml(cfg[key]) for key in ("robot", "cameras", "task", "scene")]
+    info = dataset_root / layout.DATASET_INFO
+    written = info.stat().st_mtime_ns if info.exists() else None  # a recording resumed since is checked again
+    key = (str(dataset_root.resolve()), written, cfg.episode.fps, cfg.episode.seed, *world)
+    if key not in _SIM_CHECKS:
+        _SIM_CHECKS[key] = _check(
+            cfg, dataset_root, lambda r: sim_view(cfg, r.seed if r.seed is not None else cfg.episode.seed)
+        )
+    return _SIM_CHECKS[key]
 
 
 def check_on_cameras(cfg: DictConfig, dataset_root: Path) -> tuple[SceneCheck, Recorded, dict[str, np.ndarray]]:

@@ -154,7 +154,6 @@ def test_the_console_says_once_that_the_cluster_has_no_accounting(cluster, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.cluster
 @pytest.mark.xdist_group("trained")
 def test_an_eval_sweep_over_checkpoints_runs_as_one_slurm_array(cluster, trained):
     before = {r["dir"] for r in _runs(trained)}
@@ -168,7 +167,6 @@ def test_an_eval_sweep_over_checkpoints_runs_as_one_slurm_array(cluster, trained
 
 
 @pytest.mark.slow
-@pytest.mark.cluster
 @pytest.mark.xdist_group("trained")
 def test_a_train_sweep_runs_on_slurm(cluster, trained):
     before = {r["dir"] for r in _runs(trained)}
