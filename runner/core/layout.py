@@ -52,6 +52,6 @@ SCENE_OVERLAY = "scene_{role}.png"
 # compare (and a pipeline's last step)
 COMPARISON_FILES = ("comparison.csv", "comparison.md", "comparison.png")
 
-# report (and compare's page): report.md and report.html embed the report's PNGs; report.json has every number
+# report: report.md and report.html embed the report's PNGs; report.json has every number
 REPORT_STEM = "report"
 REPORT_JSON = f"{REPORT_STEM}.json"

@@ -58,3 +58,21 @@ def test_check_scene_shows_what_each_camera_sees_now(trained):
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "succeeded" and record["scene_check"]["changed"]
     assert (run / "scene_side.png").exists() and (run / "scene_wrist.png").exists()
+
+
+def test_a_process_draws_a_simulated_scene_once_per_recording_and_world(trained, monkeypatch):
+    """A sweep checks every job before it starts, and a process may run several jobs: the same recording
+    against the same simulated world is drawn and compared once; another world is checked anew."""
+    from runner.core.conf import compose_config
+    from runner.scene import sources
+
+    recording = _newest(trained, "record") / "dataset"
+    drawn = []
+    draw = sources.sim_view
+    monkeypatch.setattr(sources, "sim_view", lambda cfg, seed: drawn.append(seed) or draw(cfg, seed))
+    first = sources.check_in_sim(compose_config(["experiment=sim_demo"]), recording)[0]
+    again = sources.check_in_sim(compose_config(["experiment=sim_demo"]), recording)[0]
+    moved = sources.check_in_sim(compose_config(["experiment=sim_demo", MOVED]), recording)[0]
+    assert len(drawn) == 2, drawn  # the same world once, the moved camera's anew
+    assert again.cameras == first.cameras and not first.changed and moved.changed
+    assert again.seconds == 0 < first.seconds  # run.json says what each check took
