@@ -72,15 +72,21 @@ def _shown_path(name: str) -> str:
         return name
 
 
+def _repo_file(source: str) -> str:
+    """Where runner keeps a config name: experiment/NAME is experiments/NAME.yaml, GROUP/NAME is under conf/."""
+    group, _, name = source.rpartition("/")
+    return f"experiments/{name}.yaml" if group == "experiment" else f"conf/{source}.yaml"
+
+
 def _config_file(source: str) -> str:
-    """The file Hydra means by a config name: experiment/NAME is experiments/NAME.yaml, GROUP/NAME is under conf/
-    (or, found on another ``hydra.searchpath``, the option by its name)."""
+    """The file Hydra means by a config name, as the user knows it: its path in the repo (or, found on another
+    ``hydra.searchpath``, the option by its name)."""
     from runner.core.outputs import repo_root
 
-    group, _, name = source.rpartition("/")
-    path = f"experiments/{name}.yaml" if group == "experiment" else f"conf/{source}.yaml"
+    path = _repo_file(source)
     if (repo_root() / path).exists():
         return path
+    group, _, name = source.rpartition("/")
     return f"experiment '{name}'" if group == "experiment" else f"the {group} option '{name}'"
 
 
@@ -89,8 +95,7 @@ def _config_path(source: str) -> Path | None:
     command line."""
     from runner.core.outputs import repo_root
 
-    group, _, name = source.rpartition("/")
-    candidates = [repo_root() / (f"experiments/{name}.yaml" if group == "experiment" else f"conf/{source}.yaml")]
+    candidates = [repo_root() / _repo_file(source)]
     for arg in sys.argv:
         if arg.startswith("hydra.searchpath="):
             folders = re.findall(r"file://([^,\]]+)", arg)

@@ -74,7 +74,8 @@ class Attempts:
             if human_resets and more and reset_period(cfg.episode.reset_time_s, self.keys, self.display):
                 break
 
-    def _attempt(self, planned: PlannedEpisode):
+    def _attempt(self, planned: PlannedEpisode) -> tuple[Any, list[str]]:
+        """One planned episode recorded and kept or discarded; its result and what validation found."""
         from runner.episodes.validation import FrameLog, check_episode
         from runner.sim.world import Variation
 
