@@ -7,6 +7,7 @@ this checkout, where every other test running at the same time would see it.
 """
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,13 +169,16 @@ def test_an_eval_sweep_over_checkpoints_runs_as_one_slurm_array(cluster, trained
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("trained")
-def test_a_train_sweep_runs_on_slurm(cluster, trained):
-    before = {r["dir"] for r in _runs(trained)}
+def test_a_train_sweep_runs_on_slurm(cluster, trained, tmp_path):
+    # a root of its own: the robot sessions evaluate the latest train run of `trained`, which must stay the fixture's
+    root = tmp_path / "outputs"
+    [record] = [r["dir"] for r in _runs(trained, "record")]
+    shutil.copytree(record, root / record.relative_to(trained))
     result = run_runner("train", "experiment=sim_demo", *_on(cluster, mem_gb=2), "train.steps=2",
                         "train.save_freq=2", "train.batch_size=2", "train.num_workers=0", *TINY_ACT,
-                        "train.seed=1,2", env=_env(cluster, trained), timeout=900)  # fmt: skip
+                        "train.seed=1,2", env=_env(cluster, root), timeout=900)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = [r for r in _runs(trained, "train") if r["dir"] not in before]
+    runs = _runs(root, "train")
     _check_one_array(cluster, runs, 2)
     for run in runs:
         assert (run["dir"] / "train" / "checkpoints" / "000002" / "pretrained_model").is_dir(), run["dir"]
