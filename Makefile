@@ -35,15 +35,13 @@ demo: setup
 	$(VENV)/bin/runner pipeline experiment=demo
 
 # One pytest worker per core (pytest-xdist); tests sharing an expensive fixture stay in one worker. Tests
-# marked `alone` (emulated servos answering from a Python thread within LeRobot's packet timeout) run after,
-# with nothing else competing for the cores.
+# marked `alone` (emulated servos answering from a Python thread within LeRobot's packet timeout, realtime
+# loops, the SLURM cluster) run beside them one at a time, the workers niced (scripts/test-suite says why).
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not matrix and not alone"
-	$(PY) -m pytest -q -m "alone and not matrix"
+	scripts/test-suite "not matrix"
 
 test-fast: setup
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not matrix and not alone"
-	$(PY) -m pytest -q -m "alone and not slow and not matrix"
+	scripts/test-suite "not slow and not matrix"
 
 # The kill matrix (RELIABILITY.md): RUNNER_MATRIX_POINTS kill points per stage (default 3).
 matrix: setup

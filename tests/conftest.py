@@ -213,4 +213,4 @@ def fake_hub(tmp_path_factory) -> FakeHub:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    warm_start.SERVER.stop()
+    warm_start.SERVERS.stop()

@@ -9,8 +9,9 @@ after these imports is what LeRobot's DataLoader workers do on Linux; nothing he
 holds a lock (the server checks there is one Python thread), and no GL context or torch thread pool exists
 before the fork.
 
-What a fork cannot honour goes to a fresh interpreter (`WarmProcess.eligible`): an environment that differs
-from the server's in a variable read while importing (HF_ENDPOINT, MUJOCO_GL, PYTHON*, ...), extra Popen
+An environment that differs in a variable read while importing (HF_ENDPOINT, HF_HOME, MUJOCO_GL, PYTHON*,
+...) is served by a server started with that environment (`_Servers`); run-time variables (RUNNER_*, HF_TOKEN,
+...) only reach the child. What a fork cannot honour goes to a fresh interpreter (`eligible`): extra Popen
 arguments (preexec_fn, start_new_session). ``RUNNER_TEST_COLD=1`` sends every start to a fresh interpreter.
 
 Protocol, one Unix-socket connection per process: the client sends a JSON request with its stdin, stdout
@@ -36,7 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RUNNER_MAIN = REPO / "runner" / "__main__.py"
 # Variables that may differ from the server's environment: read by runner or its tools when used, not when
-# imported. Any other difference (HF_ENDPOINT, HF_HOME, MUJOCO_GL, TMPDIR, PYTHONPATH, ...) starts a fresh one.
+# imported. Any other difference (HF_ENDPOINT, HF_HOME, MUJOCO_GL, TMPDIR, PYTHONPATH, ...) needs a server of
+# its own.
 RUNTIME_ONLY_PREFIXES = ("RUNNER_", "SLURM_", "SUBMITIT_", "PYTEST_")  # PYTEST_CURRENT_TEST changes every test
 # What stages import, in order (runner.sim first: it picks MuJoCo's GL backend before mujoco is imported).
 PRELOADED = ("runner.sim", "torch", "mujoco", "lerobot.datasets.lerobot_dataset", "lerobot.policies.factory",
@@ -55,7 +57,13 @@ def _preload() -> dict[str, str]:
     before = dict(os.environ)
     for module in PRELOADED:
         importlib.import_module(module)
-    return {key: value for key, value in os.environ.items() if before.get(key) != value}
+    set_by_imports = {key: value for key, value in os.environ.items() if before.get(key) != value}
+    # MuJoCo keeps the meshes it decoded in a process-wide cache: the first scene a process compiles costs
+    # 1.5-2.5 s, the next 0.5 s. A world built (never rendered: no GL context) here fills it for every child.
+    from runner.sim.world import PickPlaceWorld
+
+    PickPlaceWorld({"side": (128, 96)}, control_dt=0.1)
+    return set_by_imports
 
 
 def _child(request: dict, fds: list[int], set_by_imports: dict[str, str]) -> None:
@@ -133,49 +141,71 @@ def serve(path: str) -> None:
 
 
 class _Server:
-    """One server per test process, started on first use."""
+    """A server started with one environment: it serves starts whose environment differs from it only in
+    run-time variables."""
 
-    def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
-        self.path = ""
-        self.env: dict[str, str] = {}
-
-    def ensure(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            return
+    def __init__(self, env: dict[str, str]) -> None:
         import tempfile
 
+        self.env = env
         self.path = os.path.join(tempfile.mkdtemp(prefix="runner-warm-"), "socket")
-        self.env = dict(os.environ)
         self.process = subprocess.Popen(
-            [sys.executable, __file__, self.path], stdout=subprocess.PIPE, text=True, env=self.env, cwd=REPO
+            [sys.executable, __file__, self.path], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
         )
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             self.process.kill()
             raise RuntimeError(f"the warm-start server did not start: {line!r}")
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        self.process.kill()
+        self.process.wait()
 
 
-SERVER = _Server()
+class _Servers:
+    """The servers of one test process, one per import-time environment (the suite's own; a test Hub's
+    HF_ENDPOINT and HF_HOME; ...), each started on first use. The least recently used is stopped beyond
+    ``MAX_SERVERS``: each holds torch, LeRobot and transformers in memory (about 1 GB)."""
+
+    MAX_SERVERS = 3
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple, _Server] = {}
+
+    def for_env(self, env: dict[str, str]) -> _Server:
+        key = _import_time_key(env)
+        server = self.by_key.pop(key, None)
+        if server is None or not server.alive():
+            server = _Server(dict(env))
+        self.by_key[key] = server  # the most recently used last
+        while len(self.by_key) > self.MAX_SERVERS:
+            self.by_key.pop(next(iter(self.by_key))).stop()
+        return server
+
+    def stop(self) -> None:
+        for server in self.by_key.values():
+            server.stop()
+        self.by_key.clear()
 
 
-def _differs_only_at_run_time(env: dict[str, str]) -> bool:
-    keys = {key for key in env.keys() | SERVER.env.keys() if env.get(key) != SERVER.env.get(key)}
-    return all(key in RUNTIME_ONLY or key.startswith(RUNTIME_ONLY_PREFIXES) for key in keys)
+SERVERS = _Servers()
+
+
+def _run_time_only(key: str) -> bool:
+    return key in RUNTIME_ONLY or key.startswith(RUNTIME_ONLY_PREFIXES)
+
+
+def _import_time_key(env: dict[str, str]) -> tuple:
+    return tuple(sorted((key, value) for key, value in env.items() if not _run_time_only(key)))
 
 
 def eligible(env: dict[str, str], popen_kwargs: dict) -> bool:
-    """Whether a fork of the server is the same as a fresh interpreter for this start."""
-    if os.environ.get("RUNNER_TEST_COLD") == "1" or popen_kwargs:
-        return False
-    SERVER.ensure()
-    return _differs_only_at_run_time(env)
+    """Whether a fork of a server is the same as a fresh interpreter for this start (``RUNNER_TEST_COLD=1``:
+    never; extra Popen arguments: a fork cannot honour them)."""
+    return os.environ.get("RUNNER_TEST_COLD") != "1" and not popen_kwargs
 
 
 def _stream(spec, inherited: int) -> tuple[int, int | None]:
@@ -207,7 +237,7 @@ class WarmProcess:
         child_out, stdout_fd = _stream(stdout, 1)
         child_err, stderr_fd = (os.dup(child_out), None) if stderr == subprocess.STDOUT else _stream(stderr, 2)
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._socket.connect(SERVER.path)
+        self._socket.connect(SERVERS.for_env(env).path)
         request = {"script": str(script), "args": list(args), "cwd": str(cwd), "env": env}
         socket.send_fds(self._socket, [json.dumps(request).encode()], [child_in, child_out, child_err])
         for fd in (child_in, child_out, child_err):

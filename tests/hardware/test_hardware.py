@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import run_dirs
+from conftest import run_dirs, run_runner
 
 from runner.hardware.emulated_bus import EmulatedFeetechBus
 
@@ -32,10 +32,7 @@ def _calibration(path, range_max=4095):
 
 
 def _doctor(*overrides):
-    result = subprocess.run(
-        [sys.executable, "-m", "runner", "doctor", "--json", "teleop=none", "cameras=none", *overrides],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_runner("doctor", "--json", "teleop=none", "cameras=none", *overrides)
     assert result.stdout, result.stderr[-3000:]
     return {c["name"]: c for c in json.loads(result.stdout) if c["name"].startswith("robot ")}
 
@@ -373,12 +370,10 @@ def test_doctor_opens_each_camera_at_its_mode_and_reports_the_measured_rate(tmp_
         "cameras.side.height=120",
         "cameras.side.fourcc=null",
     ]
-    result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *common, "cameras.side.width=160"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = run_runner("doctor", "--json", *common, "cameras.side.width=160")
     row = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
     assert row["status"] == "ok" and "160x120" in row["detail"] and "fps measured" in row["detail"]
-    result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *common, "cameras.side.width=320"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = run_runner("doctor", "--json", *common, "cameras.side.width=320")
     row = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
     assert row["status"] == "fail" and "asked 320x120" in row["detail"] and "got 160x120" in row["detail"]
 
@@ -407,8 +402,7 @@ def test_doctor_passes_on_the_emulated_host_and_fails_a_camera_at_the_wrong_fps(
     monkeypatch.setenv("RUNNER_EMULATED_DIR", str(tmp_path))
     arms = ["host=emulated", "robot=so101_follower", "teleop=so101_leader", "cameras=wrist_side"]
     with serve(tmp_path):
-        result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *arms],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = run_runner("doctor", "--json", *arms)
         rows = {c["name"]: c for c in json.loads(result.stdout)}
         hardware = {name: row for name, row in rows.items() if name.startswith(("robot ", "teleop ", "camera "))}
         assert len(hardware) == 8 and all(row["status"] == "ok" for row in hardware.values()), hardware
@@ -417,8 +411,7 @@ def test_doctor_passes_on_the_emulated_host_and_fails_a_camera_at_the_wrong_fps(
         assert rows["disk for the planned recording"]["status"] == "ok"
         # the side camera behind a busy hub: asked 30 fps, it delivers 12 new frames a second
         slow_side = "host.cameras.side=emulated:pattern@12"
-        result = subprocess.run([sys.executable, "-m", "runner", "doctor", "--json", *arms, slow_side],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = run_runner("doctor", "--json", *arms, slow_side)
     side = next(c for c in json.loads(result.stdout) if c["name"] == "camera side")
     assert side["status"] == "fail" and "at 30 fps" in side["detail"] and "would drop frames" in side["detail"]
     assert "MJPG" in side["fix"] and result.returncode == 1

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import warm_start
 import yaml
 from conftest import REPO, FakeHub
 from hypothesis import HealthCheck, given, settings
@@ -70,8 +71,8 @@ def clean_environment():
 
 
 def _refused(stage: str, args: list[str], root: Path, capsys, env: dict | None = None) -> str:
-    """``runner STAGE ARGS`` in-process; with ``env`` in a fresh interpreter with that environment (a Hub case:
-    huggingface_hub reads HF_ENDPOINT once, when it is first imported)."""
+    """``runner STAGE ARGS`` in-process; with ``env`` in a process of its own with that environment (a Hub case:
+    huggingface_hub reads HF_ENDPOINT once, when it is first imported), forked from a warm server for it."""
     from runner.cli import main
 
     os.environ["RUNNER_OUTPUTS"] = str(root)
@@ -81,8 +82,11 @@ def _refused(stage: str, args: list[str], root: Path, capsys, env: dict | None =
         stderr = capsys.readouterr().err
     else:
         environment = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-        done = subprocess.run([sys.executable, "-m", "runner", stage, *args], cwd=REPO, env=environment,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        if warm_start.eligible(environment, {}):
+            done = warm_start.run([stage, *args], cwd=REPO, env=environment, timeout=300)
+        else:
+            done = subprocess.run([sys.executable, "-m", "runner", stage, *args], cwd=REPO, env=environment,
+                                  capture_output=True, text=True, timeout=300)  # fmt: skip
         code, stderr = done.returncode, done.stderr
     assert code == 2, f"runner {stage} {' '.join(args)} exited {code}:\n{stderr[-3000:]}"
     assert "Traceback" not in stderr, stderr[-3000:]
@@ -102,7 +106,8 @@ def _with_files(case: dict, config_dir: Path) -> list[str]:
 
 
 def _check(case: dict, root: Path, capsys, hub: FakeHub | None = None) -> None:
-    env = None if hub is None else {**hub.env(root.parent / "hf_home"), **case.get("env", {})}
+    # One Hugging Face cache for every Hub case: a refusal downloads nothing, and one environment is one warm server.
+    env = None if hub is None else {**hub.env(hub.root.parent / "bad_inputs_hf_home"), **case.get("env", {})}
     stderr = _refused(case["stage"], _with_files(case, root.parent / "user_conf"), root, capsys, env)
     # The one paragraph runner prints: a config error, or else a command's own refusal ("runner compare: ...");
     # never the whole of stderr, where an argparse usage line echoing the argument would pass.

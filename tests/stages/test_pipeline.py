@@ -96,12 +96,12 @@ def test_the_demo_preset_at_a_reduced_size_compares_its_checkpoints_on_a_quiet_c
     """`make demo`'s preset, cut to CI size: every stage runs with the preset's cameras, policy and schedule
     shape, the comparison is produced, and the console shows runner's lines, not LeRobot's INFO logging."""
     result = run_runner(
-        "pipeline", "experiment=demo", "episode.num_episodes=3", "train.steps=20", "train.save_freq=10",
-        "train.log_freq=5", "eval.n_episodes=2", "episode.episode_time_s=3", timeout=1200,
+        "pipeline", "experiment=demo", "episode.num_episodes=2", "train.steps=4", "train.save_freq=2",
+        "train.log_freq=2", "eval.n_episodes=2", "episode.episode_time_s=3", timeout=1200,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     evals = _records(outputs_root, "eval")
-    assert sorted(e["metrics"]["checkpoint_step"] for e in evals) == [10, 20]
+    assert sorted(e["metrics"]["checkpoint_step"] for e in evals) == [2, 4]
     assert all(e["metrics"]["n_episodes"] == 2 for e in evals)
     [compare] = _records(outputs_root, "compare")
     [table] = outputs_root.rglob("comparison.md")

@@ -77,9 +77,9 @@ def test_record_with_no_overrides_records_the_default_sim_dataset(outputs_root):
 
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_current_episode_and_resume_finishes(outputs_root):
-    # 300-frame episodes (no early stop): at least 3 s each however fast the machine, so a kill as soon as
-    # episode 3 has staged a frame lands inside it.
-    long_episodes = ["episode.num_episodes=4", "episode.episode_time_s=30", "episode.early_stop.on_success=false",
+    # 150-frame episodes (no early stop): over a second each however fast the machine (a frame renders in
+    # about 4 ms, and is staged as a PNG), so a kill as soon as episode 3 has staged a frame lands inside it.
+    long_episodes = ["episode.num_episodes=4", "episode.episode_time_s=15", "episode.early_stop.on_success=false",
                      "episode.early_stop.idle_s=null", "dataset.streaming_encoding=false"]  # fmt: skip
     process = start_runner("record", *FAST, *long_episodes)
     wait_for_log(process, "episode 3/4", "started")
