@@ -54,11 +54,8 @@ def start_server(
     outputs: Path, *overrides: str, env: dict | None = None, port: int = 0
 ) -> tuple[subprocess.Popen, str, int]:
     """`runner serve` of the sim_demo experiment on ``port`` (0: a free one), once it printed the address it bound."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runner", "serve", "experiment=sim_demo", f"serve.port={port}", *overrides],
-        cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "RUNNER_OUTPUTS": str(outputs), **(env or {})},
-    )  # fmt: skip
+    process = start_runner("serve", "experiment=sim_demo", f"serve.port={port}", *overrides,
+                           env={"RUNNER_OUTPUTS": str(outputs), **(env or {})})  # fmt: skip
     deadline = time.monotonic() + 120
     lines = []
     while time.monotonic() < deadline:
