@@ -168,7 +168,10 @@ class _Server:
 class _Servers:
     """The servers of one test process, one per import-time environment (the suite's own; a test Hub's
     HF_ENDPOINT and HF_HOME; ...), each started on first use. The least recently used is stopped beyond
-    ``MAX_SERVERS``: each holds torch, LeRobot and transformers in memory (about 1 GB)."""
+    ``MAX_SERVERS``: each holds torch, LeRobot and transformers in memory (about 1 GB). A stopped server cannot
+    report the exit of a runner it started that is still running: no test holds runs of four environments at
+    once (the most is the Hub test that kills its Hub: the suite's, the Hub's, the dying and the restarted Hub's,
+    one after the other)."""
 
     MAX_SERVERS = 3
 
