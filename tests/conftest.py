@@ -42,8 +42,8 @@ def outputs_root(tmp_path, monkeypatch) -> Path:
 
 def run_runner(*args: str, cwd: Path = REPO, timeout: float = 120, env: dict | None = None):
     """`runner ARGS` in a process of its own (as `python -m runner`; a fork of tests/warm_start.py's server
-    where that is the same)."""
-    environment = {**os.environ, **(env or {})}
+    where that is the same); a variable that ``env`` sets to None is unset."""
+    environment = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     if warm_start.eligible(environment, {}):
         return warm_start.run(list(args), cwd=cwd, env=environment, timeout=timeout)
     return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,

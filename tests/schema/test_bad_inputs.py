@@ -7,14 +7,11 @@ instead of a fresh interpreter each), plus property-based fuzzing of overrides w
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import warm_start
 import yaml
-from conftest import REPO, FakeHub
+from conftest import REPO, FakeHub, run_runner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,12 +78,7 @@ def _refused(stage: str, args: list[str], root: Path, capsys, env: dict | None =
         code = main([stage, *args])
         stderr = capsys.readouterr().err
     else:
-        environment = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-        if warm_start.eligible(environment, {}):
-            done = warm_start.run([stage, *args], cwd=REPO, env=environment, timeout=300)
-        else:
-            done = subprocess.run([sys.executable, "-m", "runner", stage, *args], cwd=REPO, env=environment,
-                                  capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = run_runner(stage, *args, env=env, timeout=300)
         code, stderr = done.returncode, done.stderr
     assert code == 2, f"runner {stage} {' '.join(args)} exited {code}:\n{stderr[-3000:]}"
     assert "Traceback" not in stderr, stderr[-3000:]
