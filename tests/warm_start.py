@@ -40,12 +40,18 @@ RUNNER_MAIN = REPO / "runner" / "__main__.py"
 # imported. Any other difference (HF_ENDPOINT, HF_HOME, MUJOCO_GL, TMPDIR, PYTHONPATH, ...) needs a server of
 # its own.
 RUNTIME_ONLY_PREFIXES = ("RUNNER_", "SLURM_", "SUBMITIT_", "PYTEST_")  # PYTEST_CURRENT_TEST changes every test
-# What stages import, in order (runner.sim first: it picks MuJoCo's GL backend before mujoco is imported).
+# What stages import, in order (runner.sim first: it picks MuJoCo's GL backend before mujoco is imported), and
+# what they import later, when first used (about 1 s a child): the episode checks (pandera's backends, and
+# hypothesis's strategies, which pandera imports where the dev extras installed hypothesis), the simulated
+# devices, scene checks, and matplotlib, which stages always use headless.
 PRELOADED = ("runner.sim", "torch", "mujoco", "lerobot.datasets.lerobot_dataset", "lerobot.policies.factory",
              "lerobot.policies.act.modeling_act", "runner.cli", "runner.core.command_line",
              "runner.lerobot_adapter.dataset_recorder", "runner.lerobot_adapter.evaluation",
              "runner.lerobot_adapter.training", "runner.stages.record", "runner.stages.train",
-             "runner.stages.eval")  # fmt: skip
+             "runner.stages.eval", "runner.stages.eval.in_sim", "runner.stages.pipeline",
+             "runner.lerobot_adapter.sim_devices", "runner.episodes.validation", "pandera.backends.pandas.register",
+             "pandera.strategies.pandas_strategies", "runner.scene.check", "runner.hardware.checks", "runner.stats",
+             "runner.commands.compare", "matplotlib.pyplot")  # fmt: skip
 RUNTIME_ONLY = {"HF_TOKEN", "WANDB_API_KEY", "MY_TOKEN", "SHORT_KEY", "PATH", "COMP_LINE"}
 
 
@@ -55,14 +61,22 @@ RUNTIME_ONLY = {"HF_TOKEN", "WANDB_API_KEY", "MY_TOKEN", "SHORT_KEY", "PATH", "C
 def _preload() -> dict[str, str]:
     """Import what stages import; returns the variables those imports set (a fresh interpreter sets them too)."""
     before = dict(os.environ)
+    import matplotlib
+
+    matplotlib.use("Agg")
     for module in PRELOADED:
         importlib.import_module(module)
     set_by_imports = {key: value for key, value in os.environ.items() if before.get(key) != value}
-    # MuJoCo keeps the meshes it decoded in a process-wide cache: the first scene a process compiles costs
-    # 1.5-2.5 s, the next 0.5 s. A world built (never rendered: no GL context) here fills it for every child.
+    # MuJoCo keeps the meshes it decoded in a process-wide cache (the first scene a process compiles costs 1.5-2.5 s,
+    # the next 0.2 s) and runner.sim.world keeps the compiled scene: a world built here (never rendered: no GL
+    # context) fills both for every child.
     from runner.sim.world import PickPlaceWorld
 
     PickPlaceWorld({"side": (128, 96)}, control_dt=0.1)
+    # Hydra discovers its plugins once per process (runner's sweeper, the launchers): a composition does it.
+    from runner.core.conf import compose_config
+
+    compose_config(["experiment=sim_demo"])
     return set_by_imports
 
 

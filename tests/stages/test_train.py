@@ -100,9 +100,10 @@ def test_two_processes_train_data_parallel_under_accelerate(recorded):
 def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
     before = set(_train_runs(recorded))
     process = start_runner(
-        "train", *TRAIN, "train.steps=30", "train.save_freq=10", *TINY_ACT, env={"RUNNER_OUTPUTS": str(recorded)}
+        "train", *TRAIN, "train.steps=18", "train.save_freq=6", "train.log_freq=3", *TINY_ACT,
+        env={"RUNNER_OUTPUTS": str(recorded)},
     )
-    wait_for_log(process, "checkpoint 10 saved")
+    wait_for_log(process, "checkpoint 6 saved")
     process.kill()
     process.wait(timeout=30)
     [run_dir] = set(_train_runs(recorded)) - before
@@ -110,16 +111,16 @@ def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
 
     resumed = run_runner("train", f"resume={run_dir.name}", env={"RUNNER_OUTPUTS": str(recorded)}, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming from checkpoint 10 to step 30" in resumed.stderr
+    assert "resuming from checkpoint 6 to step 18" in resumed.stderr
     state = run_dir / "train" / "checkpoints" / "last" / "training_state"
-    assert json.loads((state / "training_step.json").read_text())["step"] == 30
+    assert json.loads((state / "training_step.json").read_text())["step"] == 18
     from safetensors.torch import load_file
 
     optimizer = load_file(state / "optimizer_state.safetensors")
     adam_steps = {float(v) for k, v in optimizer.items() if k.endswith("/step")}
-    assert adam_steps == {30.0}, "the optimizer continued from step 10 rather than starting again"
+    assert adam_steps == {18.0}, "the optimizer continued from step 6 rather than starting again"
     rows = (run_dir / "train" / "metrics.csv").read_text().splitlines()[1:]
-    assert [int(r.split(",")[0]) for r in rows] == [5, 10, 15, 20, 25, 30]
+    assert [int(r.split(",")[0]) for r in rows] == [3, 6, 9, 12, 15, 18]
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "succeeded" and record["resumes"][0]["from_status"] == "stale"
 
