@@ -100,7 +100,12 @@ def test_two_processes_train_data_parallel_under_accelerate(recorded):
 def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
     before = set(_train_runs(recorded))
     process = start_runner(
-        "train", *TRAIN, "train.steps=18", "train.save_freq=6", "train.log_freq=3", *TINY_ACT,
+        "train",
+        *TRAIN,
+        "train.steps=18",
+        "train.save_freq=6",
+        "train.log_freq=3",
+        *TINY_ACT,
         env={"RUNNER_OUTPUTS": str(recorded)},
     )
     wait_for_log(process, "checkpoint 6 saved")
