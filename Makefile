@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
 	@# uv installs the same pinned set as pip in about 45 s instead of 2-3 min (parallel downloads, and a cache
 	@# it reuses: ~/.cache/uv); pip does it where uv cannot be installed. --compile-bytecode as pip does: without
 	@# .pyc files every fresh interpreter compiles torch and LeRobot again (and cannot cache them under
-	@# PYTHONDONTWRITEBYTECODE), which made a clean-clone CI half again as slow. torch's CUDA wheels are GBs from PyPI:
-	@# a dropped connection is retried, first by the installer, then whole.
+	@# PYTHONDONTWRITEBYTECODE), which made a clean-clone CI half again as slow. torch's CUDA wheels are GBs
+	@# from PyPI: a dropped connection is retried, first by the installer, then whole.
 	@$(PY) -m pip install --quiet -c constraints.txt uv || echo "uv could not be installed: installing with pip (slower)"
 	@for attempt in 1 2 3; do \
 		if [ -x $(VENV)/bin/uv ]; then \

@@ -102,3 +102,14 @@ def test_the_default_robot_draws_fast():
     )
     assert "render: fast" in result.stdout
     assert JOINTS[0] == "shoulder_pan"
+
+
+def test_worlds_in_one_process_share_the_compiled_scene_but_not_its_edits():
+    """The scene compiles once per process; each world edits its own copy (a moved camera, lights)."""
+    moved = PickPlaceWorld({"side": (64, 48)}, control_dt=0.1, camera_moves={"side": [0.05, 0.0, 0.0]})
+    plain = PickPlaceWorld({"side": (64, 48)}, control_dt=0.1)
+    again = PickPlaceWorld({"side": (64, 48)}, control_dt=0.1)
+    side = plain.model.camera("side").id
+    assert moved.model is not plain.model and plain.model is not again.model
+    assert abs(moved.model.cam_pos[side][0] - plain.model.cam_pos[side][0]) > 0.04
+    assert np.allclose(plain.model.cam_pos[side], again.model.cam_pos[side])

@@ -99,15 +99,8 @@ def test_two_processes_train_data_parallel_under_accelerate(recorded):
 @pytest.mark.slow
 def test_sigkill_then_resume_continues_step_and_optimizer(recorded):
     before = set(_train_runs(recorded))
-    process = start_runner(
-        "train",
-        *TRAIN,
-        "train.steps=18",
-        "train.save_freq=6",
-        "train.log_freq=3",
-        *TINY_ACT,
-        env={"RUNNER_OUTPUTS": str(recorded)},
-    )
+    process = start_runner("train", *TRAIN, "train.steps=18", "train.save_freq=6", "train.log_freq=3", *TINY_ACT,
+                           env={"RUNNER_OUTPUTS": str(recorded)})  # fmt: skip
     wait_for_log(process, "checkpoint 6 saved")
     process.kill()
     process.wait(timeout=30)
