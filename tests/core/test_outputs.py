@@ -144,6 +144,23 @@ def test_multirun_is_one_sweep(outputs_root):
     assert sorted(r["sweep"]["job"] for r in records) == [0, 1, 2]
 
 
+def test_a_sweep_set_in_a_config_file_runs_as_a_sweep_without_m(outputs_root, tmp_path):
+    """Hydra's `hydra.mode: MULTIRUN` in an experiment file: runner reads the mode from -m without composing twice,
+    and still honours the file (the run's composition finds it and the command runs as a sweep)."""
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "both_waits.yaml").write_text(
+        "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      episode.reset_time_s: 0,0.01\n"
+    )
+    result = run_probe(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=both_waits")
+    assert result.returncode == 0, result.stderr
+    dirs = run_dirs(outputs_root)
+    assert len(dirs) == 2 and len({d.parent for d in dirs}) == 1
+    assert sorted(_record(d)["sweep"]["job"] for d in dirs) == [0, 1]
+    result = run_probe("episode.reset_time_s=0")
+    assert result.returncode == 0, result.stderr
+    assert len(run_dirs(outputs_root)) == 3, "a plain run stays one run"
+
+
 def test_multirun_with_the_joblib_launcher(outputs_root):
     result = run_probe("-m", "hydra/launcher=joblib", "episode.reset_time_s=0,0.01")
     assert result.returncode == 0, result.stderr
