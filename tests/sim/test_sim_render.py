@@ -113,3 +113,21 @@ def test_worlds_in_one_process_share_the_compiled_scene_but_not_its_edits():
     assert moved.model is not plain.model and plain.model is not again.model
     assert abs(moved.model.cam_pos[side][0] - plain.model.cam_pos[side][0]) > 0.04
     assert np.allclose(plain.model.cam_pos[side], again.model.cam_pos[side])
+
+
+def test_a_fast_renderer_leaves_out_only_meshes_nothing_draws_and_draws_the_same_frame(worlds):
+    """The arm's full meshes stay in the fast model for its hidden collision geoms but are not uploaded to GL:
+    each frame is the same pixel for pixel as a renderer holding every mesh draws."""
+    world = worlds["fast"]
+    world.reset(seed=3, variation=Variation())
+    everything = mujoco.Renderer(world.model, height=SIZE[1], width=SIZE[0])
+    try:
+        for role in ("side", "wrist", "top"):
+            frame = world.render(role)
+            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
+                everything.scene.flags[flag] = False
+            everything.update_scene(world.data, camera=role)
+            assert np.array_equal(frame, everything.render()), f"camera {role}"
+    finally:
+        everything.close()
+    assert world.model.mesh_facenum.sum() > 300_000, "the model keeps every mesh (collisions use them)"
