@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import REPO, run_dirs, run_runner, start_server, stop_server
+from conftest import REPO, run_dirs, run_runner, start_server, stop_server, wait_until
 
 from runner.commands.emulate import serve
 from runner.episodes.trials import blinded_order
@@ -43,10 +43,12 @@ def arms(tmp_path, monkeypatch):
         yield buses
 
 
-def _session(root, *overrides, decisions, starts=None, watch=None, press_while_running=True):
+def _session(root, *overrides, decisions, starts=None, watch=None, press_while_running=True, bus=None):
     """Run a session on a terminal: space starts each trial (or ``starts`` answer the start prompts in turn);
     ``decisions`` answer, in turn, the first episode while it runs ("running...") and every "time is up";
-    ``watch(line)`` sees every line first; ``press_while_running=False``: the first episode runs its time too."""
+    ``watch(line)`` sees every line first; ``press_while_running=False``: the first episode runs its time too;
+    ``bus`` (the follower's): the key while it runs waits for the policy's first step on the arm (an observation
+    read and an action written), as an operator's would: a key before any step ends an episode with no frame."""
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "runner", "eval", *ROBOT, *overrides], cwd=REPO, stdin=slave,
@@ -66,6 +68,9 @@ def _session(root, *overrides, decisions, starts=None, watch=None, press_while_r
                 key = next(start_keys, " ")
             elif "running..." in line and not pressed_during_episode:
                 pressed_during_episode, key = True, next(answers)
+                if bus is not None:
+                    stepped = lambda start=bus.transactions: bus.transactions >= start + 2  # noqa: E731
+                    wait_until(stepped, "the policy's first step", process=process)
             elif "time is up" in line:
                 key = next(answers)
             if key is not None:  # the session queues keys as they come: no need to wait before pressing
@@ -93,7 +98,7 @@ def test_blinded_session_interleaves_checkpoints_scores_by_key_and_compares_like
     threading.Thread(target=watch, daemon=True).start()
     before = set(run_dirs(trained))
     # trial 1: s while it runs; trial 2: r (redo), then f; trial 3: s; trial 4: f
-    code, output = _session(trained, SCENARIOS, "eval.order_seed=7", decisions=["s", "r", "f", "s", "f"])
+    code, output = _session(trained, SCENARIOS, "eval.order_seed=7", decisions=["s", "r", "f", "s", "f"], bus=follower)
     watching.set()
     assert code == 0, output[-3000:]
     assert max(moved) > 0 and all(s.memory[TORQUE_ENABLE] == 0 for s in follower.servos.values())
