@@ -1,6 +1,7 @@
 """The simulator's figures, each against the reference it names, in one run.
 
-1. Rendering: ms per 128x96 frame, robot.render=full vs fast (side and wrist cameras), and the ratio.
+1. Rendering: ms per 128x96 frame, robot.render=full vs fast (side and wrist cameras), and the ratio; the time
+   to make a camera's renderer against MuJoCo's default (every mesh uploaded to GL).
 2. Physics: MuJoCo steps/s (2 ms timestep) and 10 Hz control steps/s, no cameras.
 3. Recording with realtime off: frames/s of `runner record` (episode loops, from episodes.csv, and the whole
    stage after start-up, saves included) against a bare loop that only steps and renders the same world with
@@ -43,6 +44,26 @@ def ms_per_frame(render: str, role: str, frames: int = 60) -> float:
     seconds = time.perf_counter() - start
     world.close()
     return 1000 * seconds / frames
+
+
+def renderer_setup_ms(repeat: int = 5) -> tuple[float, float]:
+    """Median ms to make a fast world's camera renderer (runner's: only the meshes a visible geom draws) against
+    a MuJoCo renderer of the same model (every mesh uploaded to GL)."""
+    import mujoco
+
+    from runner.sim.world import PickPlaceWorld
+
+    ours, every_mesh = [], []
+    for _ in range(repeat):
+        world = PickPlaceWorld({"side": (128, 96)}, 0.1)
+        start = time.perf_counter()
+        world.render("side")
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        mujoco.Renderer(world.model, height=96, width=128).close()
+        every_mesh.append(time.perf_counter() - start)
+        world.close()
+    return 1000 * statistics.median(ours), 1000 * statistics.median(every_mesh)
 
 
 def physics_rates(seconds: float = 2.0) -> tuple[float, float]:
@@ -147,6 +168,9 @@ def main() -> None:
         full, fast = ms_per_frame("full", role), ms_per_frame("fast", role)
         print(f"   {role:5s}: full {full:6.2f} ms · fast {fast:5.2f} ms · {full / fast:5.1f}x"
               " (goal: fast <= 5 ms, >= 10x)")  # fmt: skip
+    ours, every_mesh = renderer_setup_ms()
+    print(f"   a camera's renderer (per process and environment): {ours:.0f} ms, first frame included · every mesh"
+          f" uploaded (MuJoCo's default): {every_mesh:.0f} ms · {every_mesh / ours:.1f}x")  # fmt: skip
     mj_rate, control_rate = physics_rates()
     print(f"2. physics: {mj_rate:,.0f} mj_step/s · {control_rate:,.0f} control steps/s at 10 Hz (no cameras)")
 
