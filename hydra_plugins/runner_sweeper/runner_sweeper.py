@@ -82,10 +82,11 @@ class RunnerSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from runner.core.sweeps import SWEEP_RESUME_ENV, begin_sweep
 
-        composed: dict[tuple[str, ...], DictConfig] = {}
-        self._every_job_checked = self._check_every_job(arguments, composed)
         launcher = self.launcher._launcher if isinstance(self.launcher, _PendingJobsLauncher) else self.launcher
-        if isinstance(launcher, BasicLauncher):  # jobs composed in this process; other launchers compose where they run
+        # Only the in-process launcher can take the checked configs; the others compose each job where it runs.
+        composed: dict[tuple[str, ...], DictConfig] | None = {} if isinstance(launcher, BasicLauncher) else None
+        self._every_job_checked = self._check_every_job(arguments, composed)
+        if composed is not None:
             context = launcher.hydra_context
             launcher.hydra_context = dataclasses.replace(
                 context, config_loader=_ComposedOnce(context.config_loader, composed)
@@ -100,9 +101,9 @@ class RunnerSweeper(BasicSweeper):
         if not self._every_job_checked:
             super().validate_batch_is_legal(batch)
 
-    def _check_every_job(self, arguments: list[str], composed: dict[tuple[str, ...], DictConfig]) -> bool:
-        """Compose and check every job of the sweep, keeping each job's config in ``composed`` (by its overrides);
-        False where the task is not a runner stage's (unchecked)."""
+    def _check_every_job(self, arguments: list[str], composed: dict[tuple[str, ...], DictConfig] | None) -> bool:
+        """Compose and check every job of the sweep, keeping a copy of each job's config in ``composed`` (by its
+        overrides) unless it is None; False where the task is not a runner stage's (unchecked)."""
         from runner.core.jobs import validate_job
 
         stage = getattr(self.task_function, "runner_stage", None)
@@ -115,7 +116,8 @@ class RunnerSweeper(BasicSweeper):
         try:
             for number, job in enumerate(jobs):
                 config = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
-                composed[tuple(job)] = copy.deepcopy(config)  # set_config below makes this one's hydra node read-only
+                if composed is not None:  # a copy: set_config below makes this one's hydra node read-only
+                    composed[tuple(job)] = copy.deepcopy(config)
                 with open_dict(config.hydra.job):
                     config.hydra.job.num = number
                 HydraConfig.instance().set_config(config)
